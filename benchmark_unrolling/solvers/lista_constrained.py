@@ -1,0 +1,47 @@
+from benchmark_utils.trained_solver import TrainedSolver
+
+from solvers_common.unrolled import LISTA, ConstrainedUnrolledTrainer
+
+
+class Solver(TrainedSolver):
+    """LISTA trained with layer-wise descending constraints (Hadou,
+    NaderiAlizadeh & Ribeiro 2024, "Robust Stochastically-Descending Unrolled
+    Networks", problem (6), Algorithm 1).
+
+    Lagrangian ``loss + sum_l nu_l c_l`` with ``c_l = mean_i r_l - (1 - epsilon)``,
+    ``r_l`` the ratio of distances to z* (``constraint="distance"``, the
+    authors' code) or of proximal-gradient-mapping norms (``"gradient"``)
+    between layers l and l-1. Adam steps on the weights, projected dual ascent
+    ``nu_l <- max(0, nu_l + lr_dual c_l)`` per epoch or per batch. Gaussian
+    noise of level ``noise_level`` is injected into each iterate during
+    training (``noise_scaling="log_gradient_norm"``: scaled per signal by
+    ``log ||grad f(z_l)||`` as the authors' code). Defaults: the authors'.
+    """
+
+    name = "lista_constrained"
+    requirements = ["pip::torch"]
+    parameters = {
+        "init": ["random", "ista"],
+        "constraint": ["distance"],
+        "epsilon": [0.05],
+        "lr_dual": [1e-3],
+        "dual_update": ["epoch"],
+        "noise_level": [0.0],
+        "noise_scaling": ["constant"],
+        **TrainedSolver.common_parameters,
+    }
+    test_config = {"batch_size": 16}
+
+    def build_network(self, D, lmbd, n_layers, generator):
+        return LISTA(D, lmbd, n_layers, init=self.init, generator=generator)
+
+    def make_trainer(self):
+        return ConstrainedUnrolledTrainer(
+            self.network, self.X, self.z_star, self.D, self.lmbd,
+            constraint=self.constraint, epsilon=self.epsilon, lr_dual=self.lr_dual,
+            dual_update=self.dual_update, loss=self.loss, lr=self.lr,
+            batch_size=self.batch_size, generator=self.generator,
+            noise_level=self.noise_level, noise_scaling=self.noise_scaling)
+
+    def get_result(self):
+        return dict(network=self.network, multipliers=self.trainer.multipliers.cpu())

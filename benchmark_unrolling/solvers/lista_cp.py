@@ -1,0 +1,16 @@
+from benchmark_utils.trained_solver import TrainedSolver
+
+from solvers_common.unrolled import LISTACP
+
+
+class Solver(TrainedSolver):
+    """LISTA-CP (Chen, Liu, Wang & Yin 2018): coupled weights,
+    z_{l+1} = ST(z_l - (W^l)^T (D z_l - x), theta^l), started at ISTA."""
+
+    name = "lista_cp"
+    requirements = ["pip::torch"]
+    parameters = {**TrainedSolver.common_parameters}
+    test_config = {"batch_size": 16}
+
+    def build_network(self, D, lmbd, n_layers, generator):
+        return LISTACP(D, lmbd, n_layers)

@@ -1,0 +1,65 @@
+"""Device and dtype choice, shared by every benchmark.
+
+Precedence, highest first: the solver's ``device`` parameter, the environment
+variable ``LEARNOPT_DEVICE`` (for example ``cpu``, ``cuda``, ``cuda:1``), then
+CUDA when it is available and the CPU otherwise.
+"""
+import os
+
+import torch
+
+DEVICE_ENV_VAR = "LEARNOPT_DEVICE"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def get_device(device=None):
+    """Return the ``torch.device`` to compute on.
+
+    Parameters
+    ----------
+    device : str | torch.device | None
+        Explicit choice (``"auto"`` and ``None`` mean no choice). When absent,
+        ``$LEARNOPT_DEVICE`` is used, then CUDA if available, then the CPU.
+    """
+    if device is None or device == "auto":
+        device = os.environ.get(DEVICE_ENV_VAR) or None
+        if device is None or device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(
+            f"device={device!r} is not a torch device; accepted values: 'auto', "
+            "'cpu', 'cuda', 'cuda:<index>'."
+        ) from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r} was requested (parameter or ${DEVICE_ENV_VAR}) "
+            "but CUDA is not available on this machine; use 'cpu' or 'auto'."
+        )
+    return device
+
+
+def get_dtype(dtype="float32"):
+    """Return the torch dtype named ``dtype`` (``float32`` or ``float64``)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype={dtype!r} is not supported; accepted: {list(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def synchronize(device):
+    """Wait for queued work on ``device``, so that a clock read afterwards
+    counts all of it (CUDA kernels run asynchronously)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def to_cpu_float64(module):
+    """A copy of ``module`` on the CPU in float64, for exact scoring that does
+    not depend on the device or precision the solver trained with."""
+    import copy
+
+    return copy.deepcopy(module).to(device="cpu", dtype=torch.float64)

@@ -1,0 +1,15 @@
+"""Unrolled (learned) sparse-coding networks and their training."""
+from .networks import ALISTA, FISTA, ISTA, LISTA, LISTACP, SLISTA, UnrolledNetwork
+from .training import ConstrainedUnrolledTrainer, UnrolledTrainer
+
+__all__ = [
+    "ALISTA",
+    "FISTA",
+    "ISTA",
+    "LISTA",
+    "LISTACP",
+    "SLISTA",
+    "UnrolledNetwork",
+    "UnrolledTrainer",
+    "ConstrainedUnrolledTrainer",
+]

@@ -1,0 +1,228 @@
+"""Unrolled sparse-coding networks.
+
+Every network maps a batch of signals ``x`` (shape ``(N, n)``) to its
+``n_layers + 1`` iterates ``z_0 = 0, z_1, ..., z_L`` stacked in a tensor of
+shape ``(L + 1, N, m)``. A layer is one (learned) proximal-gradient step
+
+    z_{l+1} = ST(A^l z_l + B^l x, theta^l),
+
+the networks differ by how ``A^l``, ``B^l`` and ``theta^l`` are parametrized.
+"""
+import torch
+from torch import nn
+
+from ..lasso import lipschitz_constant
+from ..prox import soft_threshold
+
+INITIALIZATIONS = ("ista", "random")
+
+
+def check_network_parameters(D, lmbd, n_layers):
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be an integer >= 1, got {n_layers}.")
+    if D.ndim != 2:
+        raise ValueError(f"D must be a matrix of shape (n, m), got shape {tuple(D.shape)}.")
+    if not lmbd > 0:
+        raise ValueError(f"lmbd must be positive, got {lmbd}.")
+
+
+class UnrolledNetwork(nn.Module):
+    """Base class: runs the layers and stacks the iterates.
+
+    Subclasses define ``layer(index, z, z_previous, input_terms)`` and optionally
+    ``input_terms(x)``, the products with ``x`` shared by all layers, computed
+    once per forward pass.
+    """
+
+    def __init__(self, n_layers, n_atoms):
+        super().__init__()
+        self.n_layers = int(n_layers)
+        self.n_atoms = int(n_atoms)
+
+    def input_terms(self, x):
+        return x
+
+    def layer(self, index, z, z_previous, terms):
+        raise NotImplementedError
+
+    def forward(self, x, iterate_noise=None):
+        """Iterates of the network on the signals ``x``, shape ``(L+1, N, m)``.
+
+        ``iterate_noise(l, z_l)``, when given, returns the iterate that the
+        next layer receives (and that is reported) in place of ``z_l``; it
+        injects perturbations (training noise, robustness tests).
+        """
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x has dimension {x.shape[-1]} but the network expects signals "
+                f"of dimension {self.input_size}."
+            )
+        terms = self.input_terms(x)
+        z = x.new_zeros(x.shape[0], self.n_atoms)
+        z_previous = z
+        iterates = [z]
+        for index in range(self.n_layers):
+            z_previous, z = z, self.layer(index, z, z_previous, terms)
+            if iterate_noise is not None:
+                z = iterate_noise(index + 1, z)
+            iterates.append(z)
+        return torch.stack(iterates)
+
+
+class ISTA(UnrolledNetwork):
+    """ISTA (Daubechies, Defrise & De Mol 2004) unrolled for ``n_layers``
+    iterations with step ``1 / L_D``, ``L_D = ||D||_2^2``:
+    ``z_{l+1} = ST((I - D^T D / L_D) z_l + D^T x / L_D, lmbd / L_D)``.
+    No learnable parameters."""
+
+    def __init__(self, D, lmbd, n_layers):
+        check_network_parameters(D, lmbd, n_layers)
+        super().__init__(n_layers, D.shape[1])
+        step = 1.0 / lipschitz_constant(D)
+        eye = torch.eye(D.shape[1], dtype=D.dtype, device=D.device)
+        self.input_size = D.shape[0]
+        self.register_buffer("W_z", eye - step * D.T @ D)
+        self.register_buffer("W_x", step * D.T)
+        self.register_buffer("threshold", step * lmbd)
+
+    def input_terms(self, x):
+        return x @ self.W_x.T
+
+    def layer(self, index, z, z_previous, terms):
+        return soft_threshold(torch.addmm(terms, z, self.W_z.T), self.threshold)
+
+
+class FISTA(ISTA):
+    """FISTA (Beck & Teboulle 2009, eq. (4.1)-(4.3)) unrolled: the ISTA step
+    is taken at ``y_l = z_l + (t_{l-1} - 1) / t_l (z_l - z_{l-1})``."""
+
+    def __init__(self, D, lmbd, n_layers):
+        super().__init__(D, lmbd, n_layers)
+        t = [1.0]
+        for _ in range(n_layers):
+            t.append((1 + (1 + 4 * t[-1] ** 2) ** 0.5) / 2)
+        momentum = [(t[k - 1] - 1) / t[k] if k > 0 else 0.0 for k in range(n_layers)]
+        self.register_buffer("momentum", torch.tensor(momentum, dtype=D.dtype))
+
+    def layer(self, index, z, z_previous, terms):
+        y = z + self.momentum[index] * (z - z_previous)
+        return super().layer(index, y, None, terms)
+
+
+class LISTA(ISTA):
+    """LISTA (Gregor & LeCun 2010) with untied layers:
+    ``z_{l+1} = ST(W_z^l z_l + W_x^l x, theta^l)``.
+
+    ``init="ista"`` starts from ISTA's weights (Ablin et al. 2019), so the
+    untrained network equals ISTA; ``init="random"`` draws small Gaussian
+    weights (standard deviation ``random_scale``) as the code of Hadou et
+    al. (2024).
+    """
+
+    def __init__(self, D, lmbd, n_layers, init="ista", random_scale=1e-2,
+                 generator=None):
+        if init not in INITIALIZATIONS:
+            raise ValueError(f"init={init!r} is unknown; accepted: {list(INITIALIZATIONS)}.")
+        super().__init__(D, lmbd, n_layers)
+        n, m = D.shape
+        if init == "ista":
+            W_z = self.W_z.expand(n_layers, m, m).clone()
+            W_x = self.W_x.expand(n_layers, m, n).clone()
+            threshold = self.threshold.expand(n_layers).clone()
+        else:
+            def draw(*shape):
+                return random_scale * torch.randn(
+                    *shape, generator=generator, dtype=D.dtype, device=D.device)
+            W_z, W_x, threshold = draw(n_layers, m, m), draw(n_layers, m, n), draw(n_layers)
+        del self.W_z, self.W_x, self.threshold
+        self.W_z = nn.Parameter(W_z)
+        self.W_x = nn.Parameter(W_x)
+        self.threshold = nn.Parameter(threshold)
+
+    def input_terms(self, x):
+        # One product for all layers: (N, n) @ (n, L m) -> (N, L, m).
+        L, m, n = self.W_x.shape
+        return (x @ self.W_x.reshape(L * m, n).T).reshape(x.shape[0], L, m)
+
+    def layer(self, index, z, z_previous, terms):
+        return soft_threshold(torch.addmm(terms[:, index], z, self.W_z[index].T),
+                              self.threshold[index])
+
+
+class _ResidualNetwork(UnrolledNetwork):
+    """Layers of the form ``ST(z - step_l W_l^T (D z - x), theta_l)``."""
+
+    def __init__(self, D, lmbd, n_layers):
+        check_network_parameters(D, lmbd, n_layers)
+        super().__init__(n_layers, D.shape[1])
+        self.input_size = D.shape[0]
+        self.register_buffer("D", D.clone())
+        self.lipschitz = float(lipschitz_constant(D))
+
+    def residual(self, z, x):
+        return z @ self.D.T - x
+
+
+class LISTACP(_ResidualNetwork):
+    """LISTA-CP (Chen, Liu, Wang & Yin 2018, eq. (13)), coupled weights:
+    ``z_{l+1} = ST(z_l - (W^l)^T (D z_l - x), theta^l)``, initialized at ISTA
+    (``W^l = D / L_D``, ``theta^l = lmbd / L_D``)."""
+
+    def __init__(self, D, lmbd, n_layers):
+        super().__init__(D, lmbd, n_layers)
+        self.W = nn.Parameter((D / self.lipschitz).expand(n_layers, *D.shape).clone())
+        self.threshold = nn.Parameter(
+            torch.full((n_layers,), lmbd / self.lipschitz, dtype=D.dtype, device=D.device))
+
+    def layer(self, index, z, z_previous, x):
+        return soft_threshold(z - self.residual(z, x) @ self.W[index], self.threshold[index])
+
+
+def analytic_weight_matrix(D):
+    """ALISTA's analytic weight matrix (Liu, Chen, Wang & Yin 2019, eq. (17)):
+    ``W = argmin ||W^T D||_F^2`` subject to ``w_i^T d_i = 1`` for every atom.
+
+    Each column solves ``min w^T (D D^T) w`` s.t. ``d_i^T w = 1``, whose
+    solution is ``w_i = G^+ d_i / (d_i^T G^+ d_i)`` with ``G = D D^T``.
+    """
+    D64 = D.to(torch.float64)
+    G_inverse_D = torch.linalg.pinv(D64 @ D64.T, hermitian=True) @ D64
+    W = G_inverse_D / (D64 * G_inverse_D).sum(0, keepdim=True)
+    return W.to(D.dtype)
+
+
+class ALISTA(_ResidualNetwork):
+    """ALISTA (Liu, Chen, Wang & Yin 2019, eq. (16)): the analytic weight
+    matrix ``W`` of :func:`analytic_weight_matrix` is fixed, only a step
+    ``gamma^l`` and a threshold ``theta^l`` per layer are learned:
+    ``z_{l+1} = ST(z_l - gamma^l W^T (D z_l - x), theta^l)``.
+    Initialized at ``gamma^l = 1 / ||W^T D||_2`` (ISTA's step when W = D) and
+    ``theta^l = gamma^l lmbd``."""
+
+    def __init__(self, D, lmbd, n_layers):
+        super().__init__(D, lmbd, n_layers)
+        W = analytic_weight_matrix(D)
+        self.register_buffer("W", W)
+        step = 1.0 / torch.linalg.matrix_norm(W.T @ D, ord=2)
+        self.step = nn.Parameter(step.expand(n_layers).clone())
+        self.threshold = nn.Parameter((step * lmbd).expand(n_layers).clone())
+
+    def layer(self, index, z, z_previous, x):
+        return soft_threshold(z - self.step[index] * (self.residual(z, x) @ self.W),
+                              self.threshold[index])
+
+
+class SLISTA(_ResidualNetwork):
+    """SLISTA (Ablin, Moreau, Massias & Gramfort 2019, Sec. 3): ISTA with a
+    learned step per layer, ``z_{l+1} = ST(z_l - a^l D^T (D z_l - x),
+    a^l lmbd)``, initialized at ``a^l = 1 / L_D``."""
+
+    def __init__(self, D, lmbd, n_layers):
+        super().__init__(D, lmbd, n_layers)
+        self.lmbd = float(lmbd)
+        self.step = nn.Parameter(
+            torch.full((n_layers,), 1 / self.lipschitz, dtype=D.dtype, device=D.device))
+
+    def layer(self, index, z, z_previous, x):
+        step = self.step[index]
+        return soft_threshold(z - step * (self.residual(z, x) @ self.D), step * self.lmbd)

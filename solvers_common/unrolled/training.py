@@ -1,0 +1,198 @@
+"""Training loops of unrolled networks.
+
+``UnrolledTrainer`` minimizes a supervised (``1/2 ||z_L - z*||^2``, as Hadou
+et al. 2024) or unsupervised (``F_x(z_L)``, as Ablin et al. 2019) loss with
+Adam on mini-batches. ``ConstrainedUnrolledTrainer`` adds the layer-wise
+descending constraints of Hadou, NaderiAlizadeh & Ribeiro (2024), "Robust
+Stochastically-Descending Unrolled Networks", solved in the dual.
+"""
+import torch
+
+from ..lasso import lasso_gradient, lasso_objective, proximal_gradient_mapping
+
+LOSSES = ("supervised", "unsupervised")
+CONSTRAINTS = ("distance", "gradient")
+DUAL_UPDATES = ("epoch", "batch")
+NOISE_SCALINGS = ("constant", "log_gradient_norm")
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}.")
+
+
+class UnrolledTrainer:
+    """Adam on mini-batches of ``(x, z*(x))`` pairs.
+
+    Parameters
+    ----------
+    network : UnrolledNetwork
+    X, z_star : tensors ``(N, n)`` and ``(N, m)``, on the network's device
+    D, lmbd : the Lasso problem (for the unsupervised loss and the constraints)
+    loss : ``"supervised"`` or ``"unsupervised"``
+    lr, batch_size : Adam's learning rate and the mini-batch size
+    generator : ``torch.Generator`` that draws the mini-batches and the noise
+    noise_level : standard deviation of the Gaussian noise injected into each
+        iterate ``z_1 .. z_{L-1}`` before the next layer during training
+    noise_scaling : ``"constant"``, or ``"log_gradient_norm"`` to multiply it,
+        per signal, by ``log ||D^T (D z_l - x)||`` as the code of Hadou et al.
+    """
+
+    def __init__(self, network, X, z_star, D, lmbd, loss="supervised", lr=1e-3,
+                 batch_size=128, generator=None, noise_level=0.0,
+                 noise_scaling="constant"):
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r} is unknown; accepted: {list(LOSSES)}.")
+        if noise_scaling not in NOISE_SCALINGS:
+            raise ValueError(f"noise_scaling={noise_scaling!r} is unknown; "
+                             f"accepted: {list(NOISE_SCALINGS)}.")
+        _check_positive(lr=lr, batch_size=batch_size)
+        if noise_level < 0:
+            raise ValueError(f"noise_level must be >= 0, got {noise_level}.")
+        if batch_size > X.shape[0]:
+            raise ValueError(f"batch_size={batch_size} is larger than the "
+                             f"{X.shape[0]} training signals.")
+        self.network, self.X, self.z_star, self.D, self.lmbd = network, X, z_star, D, lmbd
+        if generator is None:
+            generator = torch.Generator(device=X.device).manual_seed(0)
+        self.loss, self.batch_size, self.generator = loss, int(batch_size), generator
+        self.noise_level, self.noise_scaling = noise_level, noise_scaling
+        self.optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+        self._position = 0
+        self.epochs_done = 0
+
+    @property
+    def steps_per_epoch(self):
+        return self.X.shape[0] // self.batch_size
+
+    def _next_batch(self):
+        if self._position == 0:
+            self._order = torch.randperm(self.X.shape[0], generator=self.generator,
+                                         device=self.generator.device).to(self.X.device)
+        index = self._order[self._position:self._position + self.batch_size]
+        self._position += self.batch_size
+        if self._position + self.batch_size > self.X.shape[0]:
+            self._position = 0
+        return self.X[index], self.z_star[index]
+
+    def after_step(self):
+        pass
+
+    def end_of_epoch(self):
+        self.epochs_done += 1
+
+    def _noise(self, x):
+        if self.noise_level == 0:
+            return None
+        last_layer = self.network.n_layers
+
+        def inject(layer, z):
+            if layer == last_layer:
+                return z
+            scale = self.noise_level
+            if self.noise_scaling == "log_gradient_norm":
+                with torch.no_grad():
+                    gradient_norm = torch.linalg.vector_norm(
+                        lasso_gradient(z, x, self.D), dim=-1, keepdim=True)
+                    scale = scale * torch.log(gradient_norm.clamp_min(1e-12))
+            noise = torch.randn(z.shape, generator=self.generator,
+                                device=self.generator.device, dtype=z.dtype)
+            return z + scale * noise.to(z.device)
+        return inject
+
+    def data_loss(self, iterates, x, z_star):
+        if self.loss == "supervised":
+            return 0.5 * ((iterates[-1] - z_star) ** 2).sum(-1).mean()
+        return lasso_objective(iterates[-1], x, self.D, self.lmbd).mean()
+
+    def batch_loss(self, iterates, x, z_star):
+        return self.data_loss(iterates, x, z_star)
+
+    def train(self, n_steps):
+        """Take ``n_steps`` Adam steps (epochs roll over as needed)."""
+        self.network.train()
+        for _ in range(n_steps):
+            x, z_star = self._next_batch()
+            iterates = self.network(x, iterate_noise=self._noise(x))
+            loss = self.batch_loss(iterates, x, z_star)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.after_step()
+            if self._position == 0:
+                self.end_of_epoch()
+
+    def train_epoch(self):
+        self.train(self.steps_per_epoch)
+
+
+class ConstrainedUnrolledTrainer(UnrolledTrainer):
+    """Primal-dual training with one descending constraint per layer
+    (Hadou, NaderiAlizadeh & Ribeiro 2024, problem (6) and Algorithm 1).
+
+    For layer ``l = 1..L`` the constraint is ``c_l = mean_i r_l(x_i) - (1 - eps)
+    <= 0`` with ``r_l = ||z_l - z*|| / ||z_{l-1} - z*||`` (``"distance"``, the
+    authors' code) or the same ratio of the norms of the proximal-gradient
+    mapping of ``F_x`` (``"gradient"``). Adam descends the Lagrangian
+    ``loss + sum_l nu_l c_l`` in the weights; the multipliers follow projected
+    dual ascent ``nu_l <- max(0, nu_l + lr_dual c_l)``, once per epoch with the
+    constraints evaluated on the whole training set (as the authors' code) or
+    after every batch with the batch's constraints.
+    """
+
+    def __init__(self, network, X, z_star, D, lmbd, constraint="distance",
+                 epsilon=0.05, lr_dual=1e-3, dual_update="epoch", **kwargs):
+        if constraint not in CONSTRAINTS:
+            raise ValueError(f"constraint={constraint!r} is unknown; "
+                             f"accepted: {list(CONSTRAINTS)}.")
+        if dual_update not in DUAL_UPDATES:
+            raise ValueError(f"dual_update={dual_update!r} is unknown; "
+                             f"accepted: {list(DUAL_UPDATES)}.")
+        _check_positive(lr_dual=lr_dual)
+        if not 0 <= epsilon < 1:
+            raise ValueError(f"epsilon must be in [0, 1), got {epsilon}.")
+        super().__init__(network, X, z_star, D, lmbd, **kwargs)
+        self.constraint, self.epsilon = constraint, epsilon
+        self.lr_dual, self.dual_update = lr_dual, dual_update
+        self.multipliers = torch.zeros(network.n_layers, dtype=X.dtype, device=X.device)
+        self.step_size = 1.0 / float(getattr(network, "lipschitz", None)
+                                     or torch.linalg.matrix_norm(D, ord=2) ** 2)
+
+    def constraints(self, iterates, x, z_star):
+        """``c_l`` for ``l = 1..L``, shape ``(L,)``."""
+        if self.constraint == "distance":
+            norms = torch.linalg.vector_norm(iterates - z_star, dim=-1)
+        else:
+            norms = torch.linalg.vector_norm(proximal_gradient_mapping(
+                iterates, x, self.D, self.lmbd, self.step_size), dim=-1)
+        # A signal whose previous iterate is already at z* (for example
+        # z* = 0 = z_0) has no defined ratio: it is left out of the mean
+        # instead of dividing by zero.
+        floor = 1e-6 * norms[0].mean().clamp_min(1e-30)
+        defined = norms[:-1] > floor
+        ratios = torch.where(defined, norms[1:] / norms[:-1].clamp_min(floor), 0)
+        mean_ratio = ratios.sum(-1) / defined.sum(-1).clamp_min(1)
+        return mean_ratio - (1 - self.epsilon)
+
+    def dual_ascent(self, constraints):
+        self.multipliers = torch.relu(self.multipliers + self.lr_dual * constraints.detach())
+
+    def batch_loss(self, iterates, x, z_star):
+        constraints = self.constraints(iterates, x, z_star)
+        self._batch_constraints = constraints.detach()
+        return self.data_loss(iterates, x, z_star) + (self.multipliers * constraints).sum()
+
+    def after_step(self):
+        # Primal step with the current multipliers, then the dual step.
+        if self.dual_update == "batch":
+            self.dual_ascent(self._batch_constraints)
+
+    def end_of_epoch(self):
+        super().end_of_epoch()
+        if self.dual_update == "epoch":
+            with torch.no_grad():
+                self.network.eval()
+                iterates = self.network(self.X)
+                self.dual_ascent(self.constraints(iterates, self.X, self.z_star))
+                self.network.train()

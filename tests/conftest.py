@@ -1,0 +1,23 @@
+"""Shared fixtures: small random Lasso problems."""
+import pytest
+import torch
+
+# The problems are tiny: intra-op threads only add synchronization overhead,
+# which becomes a large slowdown when other processes share the 2 cores.
+torch.set_num_threads(1)
+
+
+def _gaussian_problem(n, m, n_signals, seed=0, dtype=torch.float64):
+    """Gaussian dictionary with unit-norm columns and Gaussian signals."""
+    generator = torch.Generator().manual_seed(seed)
+    D = torch.randn(n, m, generator=generator, dtype=torch.float64)
+    D /= torch.linalg.vector_norm(D, dim=0)
+    X = torch.randn(n_signals, n, generator=generator, dtype=torch.float64)
+    return D.to(dtype), X.to(dtype)
+
+
+@pytest.fixture
+def make_problem():
+    """Factory ``make_problem(n, m, n_signals, seed=0, dtype=float64)``
+    returning ``(D, X)``."""
+    return _gaussian_problem
