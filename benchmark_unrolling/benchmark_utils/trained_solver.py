@@ -22,7 +22,7 @@ class TrainedSolver(BaseSolver):
     common_parameters = {
         "loss": ["supervised"],
         "lr": [1e-3],
-        "batch_size": [128],
+        "batch_size": [512],
         "steps_per_evaluation": [None],
         "device": ["auto"],
         "dtype": ["float32"],
