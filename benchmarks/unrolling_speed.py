@@ -1,0 +1,274 @@
+"""Speed of the unrolled networks and of their training (printed, not a test).
+
+    .venv/bin/python benchmarks/unrolling_speed.py [--device cpu] [--repeats 5]
+
+One line per measurement, ``name: value unit``; lines starting with ``#`` are
+notes. Every time is the median of ``--repeats`` runs after a warm-up run,
+with the device synchronized before each clock read; torch keeps its default
+number of threads.
+
+- ``matmul_MxKxN``: speed of ``torch.matmul`` of an ``(M, K)`` by a ``(K, N)``
+  matrix, at the shapes the networks and their training use.
+- ``forward_<network>_n.._m.._L.._N..``: a no-grad forward pass over N
+  signals, and its ratio to the bare ``torch.matmul`` calls the network has to
+  make. Since ``z_0 = 0``, the first layer needs no product with ``z``:
+  (F)ISTA ``(N, n) @ (n, m)`` then ``L - 1`` times ``(N, m) @ (m, m)``; LISTA
+  ``(N, n) @ (n, L m)`` (all layers at once) then ``L - 1`` times
+  ``(N, m) @ (m, m)`` with one matrix per layer; LISTA-CP, ALISTA, SLISTA
+  ``(N, n) @ (n, m)`` then ``L - 1`` times ``(N, m) @ (m, n)`` and
+  ``(N, n) @ (n, m)``.
+- ``train_<trainer>_n.._m.._L.._batch..``: training throughput in signals per
+  second, timed one epoch at a time over a training set of ``--n-train``
+  signals (the constrained trainer's end-of-epoch dual update, a no-grad
+  forward pass over the whole training set, is included). With it, the
+  matmul-bound ceiling: the FLOPs of the matrix products of one epoch (see
+  ``training_products``) timed at the measured matmul speeds.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+from solvers_common.device import get_device, synchronize
+from solvers_common.lasso import lmbd_max
+from solvers_common.unrolled import (
+    ALISTA,
+    FISTA,
+    ISTA,
+    LISTA,
+    LISTACP,
+    SLISTA,
+    ConstrainedUnrolledTrainer,
+    UnrolledTrainer,
+)
+
+SMALL = dict(n=64, m=256)          # Ablin et al. (2019), the simulated dataset
+AUTHORS = dict(n=1024, m=1228)     # Hadou et al. (2024)
+N_LAYERS = 10
+# Hadou et al.'s implementation, constrained LISTA at AUTHORS' size, 10 layers,
+# batch 512, on this 2-core CPU (figures given in the issue).
+AUTHORS_SIGNALS_PER_S = {"constrained": 1150.0, "constrained_noise": 740.0}
+TARGET_SPEEDUP = {"constrained": 1.5, "constrained_noise": 2.0}
+
+
+def median_time(function, device, repeats, warmup=1):
+    """Median wall-clock seconds of ``function()`` over ``repeats`` runs."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def report(name, value, unit, fmt=".3g"):
+    print(f"{name}: {value:{fmt}} {unit}", flush=True)
+
+
+def make_problem(n, m, n_signals, device, seed=0, density=0.1):
+    """Unit-norm Gaussian dictionary, Bernoulli-Gaussian codes ``z`` and
+    signals ``x = D z``, ``lmbd = 0.1 lmbd_max``. The codes stand in for the
+    Lasso solutions: the timings do not depend on them."""
+    generator = torch.Generator().manual_seed(seed)
+    D = torch.randn(n, m, generator=generator)
+    D /= torch.linalg.vector_norm(D, dim=0)
+    support = torch.rand(n_signals, m, generator=generator) < density
+    Z = support * torch.randn(n_signals, m, generator=generator)
+    X = Z @ D.T
+    lmbd = 0.1 * float(lmbd_max(X, D))
+    return D.to(device), X.to(device), Z.to(device), lmbd
+
+
+class MatmulSpeed:
+    """``torch.matmul`` GFLOP/s per shape, measured once and cached."""
+
+    def __init__(self, device, repeats):
+        self.device, self.repeats, self.cache = device, repeats, {}
+
+    def __call__(self, M, K, N):
+        if (M, K, N) not in self.cache:
+            a = torch.randn(M, K, device=self.device)
+            b = torch.randn(K, N, device=self.device)
+            seconds = median_time(lambda: torch.matmul(a, b), self.device,
+                                  max(self.repeats, 5))
+            self.cache[M, K, N] = 2 * M * K * N / seconds / 1e9
+            report(f"matmul_{M}x{K}x{N}", self.cache[M, K, N], "GFLOP/s", ".1f")
+        return self.cache[M, K, N]
+
+    def seconds(self, products):
+        """Time of ``count`` products of each shape at the measured speeds."""
+        return sum(count * 2 * M * K * N / (self(M, K, N) * 1e9)
+                   for (M, K, N), count in products.items())
+
+
+# ---------------------------------------------------------------------------
+# Forward pass against bare matrix products
+# ---------------------------------------------------------------------------
+
+def bare_products(name, X, n, m, L, device):
+    """Operands of the matrix products a forward pass of ``name`` has to make
+    (``z_0 = 0``: none with ``z`` in the first layer)."""
+    N = X.shape[0]
+    generator = torch.Generator(device=device).manual_seed(1)
+
+    def draw(*shape):
+        return torch.randn(*shape, generator=generator, device=device)
+
+    Z, R = draw(N, m), draw(N, n)
+    if name in ("ista", "fista"):
+        W = draw(m, m)
+        return [(X, draw(n, m))] + [(Z, W)] * (L - 1)
+    if name == "lista":
+        return [(X, draw(n, L * m))] + [(Z, draw(m, m)) for _ in range(L - 1)]
+    D, W = draw(m, n), draw(n, m)
+    return [(X, W)] + [pair for _ in range(L - 1) for pair in ((Z, D), (R, W))]
+
+
+def bench_forward(size, N, L, device, repeats):
+    n, m = size["n"], size["m"]
+    D, X, _, lmbd = make_problem(n, m, N, device)
+    networks = {
+        "ista": lambda: ISTA(D, lmbd, L),
+        "fista": lambda: FISTA(D, lmbd, L),
+        "lista": lambda: LISTA(D, lmbd, L),
+        "lista_cp": lambda: LISTACP(D, lmbd, L),
+        "alista": lambda: ALISTA(D, lmbd, L),
+        "slista": lambda: SLISTA(D, lmbd, L),
+    }
+    for name, build in networks.items():
+        network = build().to(device).eval()
+        products = bare_products(name, X, n, m, L, device)
+
+        def bare():
+            for a, b in products:
+                torch.matmul(a, b)
+
+        def forward():
+            with torch.no_grad():
+                network(X)
+
+        # interleave the two, so that a slow spell of the machine hits both
+        network_times, bare_times = [], []
+        for _ in range(repeats):
+            network_times.append(median_time(forward, device, 1))
+            bare_times.append(median_time(bare, device, 1))
+        t_network = statistics.median(network_times)
+        t_bare = statistics.median(bare_times)
+        tag = f"{name}_n{n}_m{m}_L{L}_N{N}"
+        report(f"forward_{tag}", 1e3 * t_network, "ms")
+        report(f"matmul_reference_{tag}", 1e3 * t_bare, "ms")
+        report(f"forward_{tag}_ratio_to_matmul", t_network / t_bare, "x", ".2f")
+
+
+# ---------------------------------------------------------------------------
+# Training throughput
+# ---------------------------------------------------------------------------
+
+def training_products(n, m, L, batch, n_train, end_of_epoch_forward, noise):
+    """Matrix products of one training epoch of LISTA: ``{(M, K, N): count}``.
+
+    Per step, forward: ``x W_x^T`` for all layers at once and ``L - 1``
+    products ``z_l W_z^T`` (``z_0 = 0``); backward: the weight gradients
+    ``g^T x`` (all layers at once) and ``g_l^T z_l`` (``L - 1``), and the
+    gradients ``g_{l+1} W_z`` of the iterates ``z_1 .. z_{L-1}`` (none for
+    ``x``, which needs no gradient). With log-gradient-norm noise, ``D^T (D z
+    - x)`` for ``z_1 .. z_{L-1}``, computed as ``z (D^T D) - D^T x`` (one
+    ``x D`` per step). The constrained trainer's dual update adds a forward
+    pass over the training set once per epoch.
+    """
+    steps = n_train // batch
+    products = {
+        (batch, n, L * m): steps,              # x W_x^T, all layers
+        (batch, m, m): 2 * (L - 1) * steps,    # z_l W_z^T and g_{l+1} W_z
+        (L * m, batch, n): steps,              # grad W_x = g^T x
+        (m, batch, m): (L - 1) * steps,        # grad W_z^l = g_l^T z_l
+    }
+    if noise:
+        products[batch, m, m] += (L - 1) * steps   # z_l (D^T D)
+        products[batch, n, m] = steps              # x D
+    if end_of_epoch_forward:
+        products[steps * batch, n, L * m] = 1
+        products[steps * batch, m, m] = L - 1
+    return products
+
+
+def flops(products):
+    return sum(count * 2 * M * K * N for (M, K, N), count in products.items())
+
+
+def bench_training(label, size, L, batch, n_train, device, repeats, matmul_speed,
+                   constrained=False, noise_level=0.0, init="random"):
+    n, m = size["n"], size["m"]
+    D, X, Z, lmbd = make_problem(n, m, n_train, device)
+    network = LISTA(D, lmbd, L, init=init,
+                    generator=torch.Generator(device=device).manual_seed(0))
+    kwargs = dict(batch_size=batch, generator=torch.Generator(device=device).manual_seed(0))
+    if noise_level > 0:
+        kwargs.update(noise_level=noise_level, noise_scaling="log_gradient_norm")
+    trainer_class = ConstrainedUnrolledTrainer if constrained else UnrolledTrainer
+    trainer = trainer_class(network, X, Z, D, lmbd, **kwargs)
+    seconds = median_time(trainer.train_epoch, device, repeats)
+    signals = trainer.steps_per_epoch * batch
+    tag = f"train_{label}_n{n}_m{m}_L{L}_batch{batch}"
+    throughput = signals / seconds
+    report(tag, throughput, "signals/s", ".0f")
+    products = training_products(n, m, L, batch, n_train, constrained, noise_level > 0)
+    report(f"{tag}_gflop_per_signal", flops(products) / signals / 1e9, "GFLOP", ".4f")
+    bound = signals / matmul_speed.seconds(products)
+    report(f"{tag}_matmul_bound", bound, "signals/s", ".0f")
+    report(f"{tag}_fraction_of_matmul_bound", throughput / bound, "", ".2f")
+    adam = median_time(trainer.optimizer.step, device, repeats)
+    report(f"{tag}_adam_step", 1e3 * adam, "ms", ".1f")
+    return throughput, bound
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda, cuda:<i> (default: $LEARNOPT_DEVICE, "
+                             "then CUDA when available)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n-train", type=int, default=4096,
+                        help="training set size (one epoch per timed run)")
+    parser.add_argument("--n-forward", type=int, default=1000)
+    parser.add_argument("--small-only", action="store_true",
+                        help="skip the authors' size (n = 1024, m = 1228)")
+    args = parser.parse_args()
+    device = get_device(args.device)
+    print(f"# device {device}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads", flush=True)
+    torch.manual_seed(0)
+    sizes = [SMALL] if args.small_only else [SMALL, AUTHORS]
+    for size in sizes:
+        bench_forward(size, args.n_forward, N_LAYERS, device, args.repeats)
+
+    speed = MatmulSpeed(device, args.repeats)
+    common = dict(L=N_LAYERS, n_train=args.n_train, device=device,
+                  repeats=args.repeats, matmul_speed=speed)
+    bench_training("lista", SMALL, batch=128, **common)
+    bench_training("lista_constrained", SMALL, batch=128, constrained=True, **common)
+    if args.small_only:
+        return
+    bench_training("lista", AUTHORS, batch=512, **common)
+    results = {}
+    results["constrained"] = bench_training(
+        "lista_constrained", AUTHORS, batch=512, constrained=True, **common)
+    results["constrained_noise"] = bench_training(
+        "lista_constrained_noise", AUTHORS, batch=512, constrained=True,
+        noise_level=0.1, **common)
+    for name, (throughput, bound) in results.items():
+        target = TARGET_SPEEDUP[name] * AUTHORS_SIGNALS_PER_S[name]
+        print(f"# lista_{name} at the authors' size: {throughput:.0f} signals/s = "
+              f"{throughput / AUTHORS_SIGNALS_PER_S[name]:.2f} x the authors' "
+              f"{AUTHORS_SIGNALS_PER_S[name]:.0f}; target {target:.0f} "
+              f"({'met' if throughput >= target else 'not met'}); matmul-bound "
+              f"ceiling {bound:.0f} ({throughput / bound:.0%} of it)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+"""Bilevel problems as oracle classes.
+
+A bilevel problem is
+
+    min over lmbd of h(lmbd) = F(theta*(lmbd), lmbd),
+    theta*(lmbd) = argmin over theta of G(theta, lmbd),
+
+with G an average over inner (training) samples and F an average over outer
+(validation) samples. A problem class defines the two losses on a mini-batch
+(``inner_loss`` and ``outer_loss``, averages over the samples of ``batch``);
+every oracle a bilevel algorithm needs then has a generic implementation by
+``torch.func`` autograd in :class:`BilevelProblem`. The three problems of the
+suite override them with closed forms, which the tests check against the
+generic path.
+
+A ``batch`` is anything that indexes the first axis of the sample tensors: a
+``slice`` (what :class:`~solvers_common.bilevel.sampling.MinibatchSampler`
+hands out, a view without copy), an index tensor, or :data:`FULL_BATCH`.
+
+Sign conventions: ``inner_hessian_vector(theta, lmbd, v) = d2_theta G v`` and
+``inner_cross_vector(theta, lmbd, v) = d2_(lmbd, theta) G v`` (the gradient
+in lmbd of ``<grad_theta G, v>``), so that
+
+    grad h(lmbd) = grad_lmbd F - d2_(lmbd, theta) G [d2_theta G]^{-1} grad_theta F,
+
+evaluated at theta*(lmbd) (implicit function theorem).
+"""
+import copy
+
+import torch
+from torch.func import grad, jvp, vjp
+
+FULL_BATCH = slice(None)
+
+
+class BilevelProblem:
+    """Base class: mini-batch losses, generic oracles and full-data solvers.
+
+    Subclasses set ``self.sample_tensors`` (names of the attributes holding
+    per-sample or constant tensors, moved by :meth:`to`), ``n_inner_samples``
+    and ``n_outer_samples``, and define :meth:`inner_loss`,
+    :meth:`outer_loss` and :meth:`initial_point`.
+    """
+
+    sample_tensors = ()
+    n_inner_samples = None
+    n_outer_samples = None
+
+    # -- the problem ---------------------------------------------------------
+    def inner_loss(self, theta, lmbd, batch=FULL_BATCH):
+        """G on the inner samples of ``batch`` (their average)."""
+        raise NotImplementedError
+
+    def outer_loss(self, theta, lmbd, batch=FULL_BATCH):
+        """F on the outer samples of ``batch`` (their average)."""
+        raise NotImplementedError
+
+    def initial_point(self):
+        """(theta0, lmbd0), the starting point of every solver."""
+        raise NotImplementedError
+
+    # -- device and precision ------------------------------------------------
+    @property
+    def device(self):
+        return getattr(self, self.sample_tensors[0]).device
+
+    @property
+    def dtype(self):
+        return getattr(self, self.sample_tensors[0]).dtype
+
+    def to(self, device=None, dtype=None):
+        """A copy whose tensors live on ``device`` in ``dtype`` (integer
+        tensors, such as class labels, keep their dtype)."""
+        moved = copy.copy(self)
+        for name in self.sample_tensors:
+            tensor = getattr(self, name)
+            target = dtype if tensor.is_floating_point() else None
+            setattr(moved, name, tensor.to(device=device, dtype=target))
+        return moved
+
+    # -- oracles (generic autograd; subclasses override with closed forms) ----
+    def inner_gradient(self, theta, lmbd, batch=FULL_BATCH):
+        """grad_theta G on ``batch``."""
+        return grad(self.inner_loss)(theta, lmbd, batch)
+
+    def outer_gradients(self, theta, lmbd, batch=FULL_BATCH):
+        """(grad_theta F, grad_lmbd F) on ``batch``."""
+        return grad(self.outer_loss, argnums=(0, 1))(theta, lmbd, batch)
+
+    def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
+        """d2_theta G v on ``batch`` (forward-over-reverse)."""
+        def gradient(theta_):
+            return self.inner_gradient(theta_, lmbd, batch)
+        return jvp(gradient, (theta,), (v,))[1]
+
+    def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
+        """d2_(lmbd, theta) G v on ``batch``: the gradient in lmbd of
+        <grad_theta G(theta, lmbd), v>."""
+        def gradient(lmbd_):
+            return self.inner_gradient(theta, lmbd_, batch)
+        return vjp(gradient, lmbd)[1](v)[0]
+
+    def inner_oracles(self, theta, lmbd, v, batch=FULL_BATCH):
+        """(grad_theta G, d2_theta G v, d2_(lmbd, theta) G v) on one batch, in
+        one pass: the three quantities of a SOBA-type step."""
+        return (self.inner_gradient(theta, lmbd, batch),
+                self.inner_hessian_vector(theta, lmbd, v, batch),
+                self.inner_cross_vector(theta, lmbd, v, batch))
+
+    # -- full-data solvers ---------------------------------------------------
+    def solve_inner(self, lmbd, theta0=None, tol=1e-10, max_iter=100):
+        """theta*(lmbd) to ``||grad_theta G|| <= tol`` by Newton-CG."""
+        from .linear_solvers import newton_cg
+        theta0 = self.initial_point()[0] if theta0 is None else theta0
+        return newton_cg(self, lmbd, theta0, tol=tol, max_iter=max_iter)
+
+    def solve_linear_system(self, theta, lmbd, b, v0=None, tol=1e-10, max_iter=None):
+        """v with d2_theta G(theta, lmbd) v = b, by conjugate gradient."""
+        from .linear_solvers import conjugate_gradient
+
+        def hessian_vector(v):
+            return self.inner_hessian_vector(theta, lmbd, v)
+        return conjugate_gradient(hessian_vector, b, v0, tol=tol, max_iter=max_iter)
+
+    def hypergradient(self, theta, lmbd, v0=None, tol=1e-10):
+        """(grad h, v): the implicit gradient at (theta, lmbd), exact when
+        theta = theta*(lmbd), with v = [d2_theta G]^{-1} grad_theta F solved
+        by CG to relative residual ``tol``."""
+        grad_theta_outer, grad_lmbd_outer = self.outer_gradients(theta, lmbd)
+        v = self.solve_linear_system(theta, lmbd, grad_theta_outer, v0=v0, tol=tol)
+        return grad_lmbd_outer - self.inner_cross_vector(theta, lmbd, v), v
+
+
+def _as_tensor(array, dtype=torch.float64):
+    return torch.as_tensor(array).to(dtype)
+
+
+class QuadraticProblem(BilevelProblem):
+    """Quadratic inner and outer problems with closed forms.
+
+    G_i(theta, lmbd) = 1/2 theta^T A_i theta + theta^T B_i lmbd + a_i^T theta
+    F_j(theta, lmbd) = 1/2 theta^T H_j theta + theta^T C_j lmbd + b_j^T theta
+                       + 1/2 lmbd^T E lmbd
+
+    Per-sample matrices ``A`` (n_inner, p, p), ``B`` (n_inner, p, q),
+    ``a`` (n_inner, p), ``H`` (n_outer, p, p), ``C`` (n_outer, p, q),
+    ``b`` (n_outer, p), shared ``E`` (q, q). With the means A, B, a, H, C, b:
+    theta*(lmbd) = P lmbd + r (P = -A^{-1} B, r = -A^{-1} a) and h is the
+    quadratic 1/2 lmbd^T M lmbd + m^T lmbd + c of :meth:`value_function`.
+    """
+
+    sample_tensors = ("A", "B", "a", "H", "C", "b", "E")
+
+    def __init__(self, A, B, a, H, C, b, E):
+        for name, value in zip(self.sample_tensors, (A, B, a, H, C, b, E)):
+            setattr(self, name, _as_tensor(value))
+        self.n_inner_samples, self.n_outer_samples = self.A.shape[0], self.H.shape[0]
+
+    def initial_point(self):
+        zeros = dict(device=self.device, dtype=self.dtype)
+        return torch.zeros(self.A.shape[1], **zeros), torch.zeros(self.B.shape[2], **zeros)
+
+    def inner_loss(self, theta, lmbd, batch=FULL_BATCH):
+        A, B, a = self.A[batch].mean(0), self.B[batch].mean(0), self.a[batch].mean(0)
+        return 0.5 * theta @ A @ theta + theta @ B @ lmbd + a @ theta
+
+    def outer_loss(self, theta, lmbd, batch=FULL_BATCH):
+        H, C, b = self.H[batch].mean(0), self.C[batch].mean(0), self.b[batch].mean(0)
+        return (0.5 * theta @ H @ theta + theta @ C @ lmbd + b @ theta
+                + 0.5 * lmbd @ self.E @ lmbd)
+
+    def inner_gradient(self, theta, lmbd, batch=FULL_BATCH):
+        return (self.A[batch].mean(0) @ theta + self.B[batch].mean(0) @ lmbd
+                + self.a[batch].mean(0))
+
+    def outer_gradients(self, theta, lmbd, batch=FULL_BATCH):
+        H, C = self.H[batch].mean(0), self.C[batch].mean(0)
+        return H @ theta + C @ lmbd + self.b[batch].mean(0), C.T @ theta + self.E @ lmbd
+
+    def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
+        return self.A[batch].mean(0) @ v
+
+    def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
+        return self.B[batch].mean(0).T @ v
+
+    def inner_oracles(self, theta, lmbd, v, batch=FULL_BATCH):
+        A, B = self.A[batch].mean(0), self.B[batch].mean(0)
+        return A @ theta + B @ lmbd + self.a[batch].mean(0), A @ v, B.T @ v
+
+    def solve_inner(self, lmbd, theta0=None, tol=None, max_iter=None):
+        """theta*(lmbd) in closed form."""
+        A, B, a = self.A.mean(0), self.B.mean(0), self.a.mean(0)
+        return -torch.linalg.solve(A, B @ lmbd + a)
+
+    def value_function(self):
+        """(M, m, c): h(lmbd) = 1/2 lmbd^T M lmbd + m^T lmbd + c."""
+        A, B, a = self.A.mean(0), self.B.mean(0), self.a.mean(0)
+        H, C, b = self.H.mean(0), self.C.mean(0), self.b.mean(0)
+        P, r = -torch.linalg.solve(A, B), -torch.linalg.solve(A, a)
+        M = P.T @ H @ P + P.T @ C + C.T @ P + self.E
+        m = P.T @ H @ r + C.T @ r + P.T @ b
+        c = 0.5 * r @ H @ r + b @ r
+        return 0.5 * (M + M.T), m, c
+
+    def optimum(self):
+        """(lmbd*, h*), the minimizer and minimum of h."""
+        M, m, c = self.value_function()
+        lmbd_star = -torch.linalg.solve(M, m)
+        return lmbd_star, 0.5 * lmbd_star @ M @ lmbd_star + m @ lmbd_star + c
+
+
+def make_quadratic_problem(generator, dim_inner=20, dim_outer=10, n_inner_samples=1024,
+                           n_outer_samples=1024, mu_inner=0.1, L_inner=1.0,
+                           mu_outer=0.1, noise=0.1):
+    """A random :class:`QuadraticProblem` whose mean inner Hessian A has
+    eigenvalues spread geometrically in [mu_inner, L_inner] and whose value
+    function h has smallest curvature mu_outer; ``noise`` scales the
+    per-sample deviations of every matrix and vector from its mean (relative
+    to L_inner). ``generator`` is a ``numpy.random.Generator``."""
+    for name, value in dict(dim_inner=dim_inner, dim_outer=dim_outer,
+                            n_inner_samples=n_inner_samples,
+                            n_outer_samples=n_outer_samples).items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    if not 0 < mu_inner <= L_inner:
+        raise ValueError(f"mu_inner and L_inner must satisfy 0 < mu_inner <= L_inner, "
+                         f"got mu_inner={mu_inner}, L_inner={L_inner}.")
+    if not mu_outer > 0:
+        raise ValueError(f"mu_outer must be > 0, got {mu_outer}.")
+    if not noise >= 0:
+        raise ValueError(f"noise must be >= 0, got {noise}.")
+    p, q = dim_inner, dim_outer
+
+    def centered(n, *shape):
+        # Per-sample deviations with exact zero mean, so that the means are
+        # the chosen matrices.
+        deviations = generator.standard_normal((n, *shape))
+        return noise * L_inner * (deviations - deviations.mean(0)) / max(shape[-1], 1) ** 0.5
+
+    def symmetric(matrices):
+        return 0.5 * (matrices + matrices.swapaxes(-1, -2))
+
+    basis = torch.linalg.qr(torch.as_tensor(generator.standard_normal((p, p))))[0]
+    spectrum = torch.logspace(torch.log10(torch.tensor(mu_inner)),
+                              torch.log10(torch.tensor(L_inner)), p, dtype=torch.float64)
+    A_mean = (basis * spectrum) @ basis.T
+    A = A_mean.numpy() + symmetric(centered(n_inner_samples, p, p))
+    B = generator.standard_normal((p, q)) / p ** 0.5 + centered(n_inner_samples, p, q)
+    a = generator.standard_normal(p) + centered(n_inner_samples, p)
+    H_root = generator.standard_normal((p, p)) / p ** 0.5
+    H = (H_root @ H_root.T) + symmetric(centered(n_outer_samples, p, p))
+    C = generator.standard_normal((p, q)) / p ** 0.5 + centered(n_outer_samples, p, q)
+    b = generator.standard_normal(p) + centered(n_outer_samples, p)
+    problem = QuadraticProblem(A, B, a, H, C, b, E=torch.zeros(q, q))
+    # Shift E so that the smallest eigenvalue of h's Hessian is mu_outer.
+    M = problem.value_function()[0]
+    shift = mu_outer - torch.linalg.eigvalsh(M).min()
+    problem.E = shift * torch.eye(q, dtype=torch.float64)
+    return problem
+
+
+def _logistic_loss(margins):
+    """mean log(1 + exp(-margins)), stable for large |margins|."""
+    return torch.nn.functional.softplus(-margins).mean()
+
+
+class LogisticRegressionProblem(BilevelProblem):
+    """Binary logistic regression with one l2 regularization per feature.
+
+    G(theta, lmbd) = mean_i log(1 + exp(-y_i x_i^T theta))
+                     + 1/2 sum_k exp(lmbd_k) theta_k^2   (inner: training set)
+    F(theta, lmbd) = mean_j log(1 + exp(-y_j x_j^T theta))  (outer: validation)
+
+    Labels in {-1, +1}. ``X_test, y_test`` (optional) are only used to score.
+    The regularization is part of every mini-batch loss G_i.
+    """
+
+    sample_tensors = ("X_inner", "y_inner", "X_outer", "y_outer")
+
+    def __init__(self, X_inner, y_inner, X_outer, y_outer):
+        self.X_inner, self.y_inner = _as_tensor(X_inner), _as_tensor(y_inner)
+        self.X_outer, self.y_outer = _as_tensor(X_outer), _as_tensor(y_outer)
+        for y in (self.y_inner, self.y_outer):
+            if not bool(((y == 1) | (y == -1)).all()):
+                raise ValueError("y_inner and y_outer must hold labels in {-1, +1}.")
+        self.n_inner_samples, self.n_outer_samples = len(self.y_inner), len(self.y_outer)
+
+    def initial_point(self):
+        zeros = torch.zeros(self.X_inner.shape[1], device=self.device, dtype=self.dtype)
+        return zeros, zeros.clone()
+
+    def inner_loss(self, theta, lmbd, batch=FULL_BATCH):
+        margins = self.y_inner[batch] * (self.X_inner[batch] @ theta)
+        return _logistic_loss(margins) + 0.5 * (torch.exp(lmbd) * theta ** 2).sum()
+
+    def outer_loss(self, theta, lmbd, batch=FULL_BATCH):
+        return _logistic_loss(self.y_outer[batch] * (self.X_outer[batch] @ theta))
+
+    @staticmethod
+    def _loss_gradient(X, y, theta):
+        # d/dz log(1 + exp(-y z)) = -y sigmoid(-y z)
+        return X.T @ (-y * torch.sigmoid(-y * (X @ theta))) / X.shape[0]
+
+    def inner_gradient(self, theta, lmbd, batch=FULL_BATCH):
+        return (self._loss_gradient(self.X_inner[batch], self.y_inner[batch], theta)
+                + torch.exp(lmbd) * theta)
+
+    def outer_gradients(self, theta, lmbd, batch=FULL_BATCH):
+        grad_theta = self._loss_gradient(self.X_outer[batch], self.y_outer[batch], theta)
+        return grad_theta, torch.zeros_like(lmbd)
+
+    def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
+        X = self.X_inner[batch]
+        probabilities = torch.sigmoid(X @ theta)
+        curvature = probabilities * (1 - probabilities)  # the same for y = +-1
+        return X.T @ (curvature * (X @ v)) / X.shape[0] + torch.exp(lmbd) * v
+
+    def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
+        return torch.exp(lmbd) * theta * v
+
+    def inner_oracles(self, theta, lmbd, v, batch=FULL_BATCH):
+        X, y = self.X_inner[batch], self.y_inner[batch]
+        z = X @ theta
+        probabilities = torch.sigmoid(z)
+        regularization = torch.exp(lmbd)
+        gradient = X.T @ (-y * torch.sigmoid(-y * z)) / X.shape[0] + regularization * theta
+        hessian_vector = (X.T @ (probabilities * (1 - probabilities) * (X @ v)) / X.shape[0]
+                          + regularization * v)
+        return gradient, hessian_vector, regularization * theta * v
+
+    @staticmethod
+    def scores(theta, X, y):
+        """(mean logistic loss, accuracy) of the linear classifier theta."""
+        margins = y * (X @ theta)
+        return float(_logistic_loss(margins)), float((margins > 0).to(X.dtype).mean())
+
+
+class DataCleaningProblem(BilevelProblem):
+    """Data cleaning: multinomial logistic regression on corrupted training
+    labels, one weight sigmoid(lmbd_i) per training sample (Franceschi et al.
+    2017, "Forward and reverse gradient-based hyperparameter optimization").
+
+    G(theta, lmbd) = mean_i sigmoid(lmbd_i) CE(x_i^T theta, y_i)
+                     + l2_regularization / 2 ||theta||^2
+    F(theta, lmbd) = mean_j CE(x_j^T theta, y_j)   (clean validation set)
+
+    theta has shape (n_features, n_classes), lmbd (n_inner_samples,). A
+    mini-batch of inner samples touches only its own entries of lmbd.
+    """
+
+    sample_tensors = ("X_inner", "y_inner", "X_outer", "y_outer")
+
+    def __init__(self, X_inner, y_inner, X_outer, y_outer, n_classes,
+                 l2_regularization=1e-3):
+        if not l2_regularization > 0:
+            raise ValueError(f"l2_regularization must be > 0, got {l2_regularization}.")
+        self.X_inner, self.X_outer = _as_tensor(X_inner), _as_tensor(X_outer)
+        self.y_inner = torch.as_tensor(y_inner).long()
+        self.y_outer = torch.as_tensor(y_outer).long()
+        self.n_classes, self.l2_regularization = int(n_classes), float(l2_regularization)
+        self.n_inner_samples, self.n_outer_samples = len(self.y_inner), len(self.y_outer)
+
+    @property
+    def dtype(self):
+        return self.X_inner.dtype
+
+    def initial_point(self):
+        options = dict(device=self.device, dtype=self.dtype)
+        return (torch.zeros(self.X_inner.shape[1], self.n_classes, **options),
+                torch.zeros(self.n_inner_samples, **options))
+
+    def _cross_entropy(self, X, y, theta):
+        """Per-sample cross-entropies of the logits X theta."""
+        return torch.nn.functional.cross_entropy(X @ theta, y, reduction="none")
+
+    def inner_loss(self, theta, lmbd, batch=FULL_BATCH):
+        losses = self._cross_entropy(self.X_inner[batch], self.y_inner[batch], theta)
+        return ((torch.sigmoid(lmbd[batch]) * losses).mean()
+                + 0.5 * self.l2_regularization * (theta ** 2).sum())
+
+    def outer_loss(self, theta, lmbd, batch=FULL_BATCH):
+        return self._cross_entropy(self.X_outer[batch], self.y_outer[batch], theta).mean()
+
+    def _residuals(self, X, y, theta):
+        # d CE / d logits = softmax(logits) - one_hot(y)
+        # Out of place, so that autograd can differentiate through it (ITD).
+        one_hot = torch.nn.functional.one_hot(y, self.n_classes).to(X.dtype)
+        return torch.softmax(X @ theta, dim=1) - one_hot
+
+    def inner_gradient(self, theta, lmbd, batch=FULL_BATCH):
+        X = self.X_inner[batch]
+        weights = torch.sigmoid(lmbd[batch])
+        residuals = self._residuals(X, self.y_inner[batch], theta)
+        return X.T @ (weights[:, None] * residuals) / X.shape[0] + self.l2_regularization * theta
+
+    def outer_gradients(self, theta, lmbd, batch=FULL_BATCH):
+        X = self.X_outer[batch]
+        residuals = self._residuals(X, self.y_outer[batch], theta)
+        return X.T @ residuals / X.shape[0], torch.zeros_like(lmbd)
+
+    def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
+        X = self.X_inner[batch]
+        weights = torch.sigmoid(lmbd[batch])
+        probabilities = torch.softmax(X @ theta, dim=1)
+        direction = X @ v
+        # Softmax Jacobian applied to the logit direction: diag(p) - p p^T.
+        logits_direction = probabilities * (
+            direction - (probabilities * direction).sum(1, keepdim=True))
+        return (X.T @ (weights[:, None] * logits_direction) / X.shape[0]
+                + self.l2_regularization * v)
+
+    def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
+        X = self.X_inner[batch]
+        weights = torch.sigmoid(lmbd[batch])
+        residuals = self._residuals(X, self.y_inner[batch], theta)
+        # d sigmoid(l) / dl = sigmoid(l) (1 - sigmoid(l)); only the batch's
+        # entries of lmbd appear in G on this batch.
+        per_sample = weights * (1 - weights) * (residuals * (X @ v)).sum(1) / X.shape[0]
+        cross = torch.zeros_like(lmbd)
+        cross[batch] = per_sample
+        return cross
+
+    @staticmethod
+    def scores(theta, X, y):
+        """(mean cross-entropy, accuracy) of the linear classifier theta."""
+        logits = X @ theta
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        return float(loss), float((logits.argmax(1) == y).to(X.dtype).mean())
