@@ -38,3 +38,16 @@ def short_labels(solver_names):
             "[" + ",".join(f"{key}={arguments[key]}" for key in varying) + "]"
             if varying else "")
     return labels
+
+
+def final_curves(plot, df, dataset, objective, prefix):
+    """One curve per solver through its final ``objective_<prefix><x>``
+    values, with x the number in the column names (a layer, a noise level)."""
+    final = final_points(df, dataset, objective)
+    labels = short_labels(final.index)
+    columns = indexed_columns(final, prefix)
+    return [
+        dict(x=[x for x, _ in columns], y=[row[column] for _, column in columns],
+             label=labels[solver], **plot.get_style(solver))
+        for solver, row in final.iterrows()
+    ]

@@ -1,4 +1,4 @@
-from benchmark_utils.plotting import final_points, indexed_columns, short_labels
+from benchmark_utils.plotting import final_curves
 from benchopt import BasePlot
 
 
@@ -11,15 +11,7 @@ class Plot(BasePlot):
     options = {"dataset": ..., "objective": ...}
 
     def plot(self, df, dataset, objective):
-        final = final_points(df, dataset, objective)
-        labels = short_labels(final.index)
-        columns = indexed_columns(final, "distance_descent_layer_")
-        return [
-            dict(x=[layer for layer, _ in columns],
-                 y=[row[column] for _, column in columns],
-                 label=labels[solver], **self.get_style(solver))
-            for solver, row in final.iterrows()
-        ]
+        return final_curves(self, df, dataset, objective, "distance_descent_layer_")
 
     def get_metadata(self, df, dataset, objective):
         return dict(title=f"Distance descent per layer\n{dataset}", xlabel="layer l",

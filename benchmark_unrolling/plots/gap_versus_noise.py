@@ -1,4 +1,4 @@
-from benchmark_utils.plotting import final_points, indexed_columns, short_labels
+from benchmark_utils.plotting import final_curves
 from benchopt import BasePlot
 
 
@@ -12,15 +12,7 @@ class Plot(BasePlot):
     options = {"dataset": ..., "objective": ..., "noise": ["input", "iterate"]}
 
     def plot(self, df, dataset, objective, noise):
-        final = final_points(df, dataset, objective)
-        labels = short_labels(final.index)
-        columns = indexed_columns(final, f"gap_{noise}_noise_")
-        return [
-            dict(x=[sigma for sigma, _ in columns],
-                 y=[row[column] for _, column in columns],
-                 label=labels[solver], **self.get_style(solver))
-            for solver, row in final.iterrows()
-        ]
+        return final_curves(self, df, dataset, objective, f"gap_{noise}_noise_")
 
     def get_metadata(self, df, dataset, objective, noise):
         return dict(title=f"Gap at layer L with {noise} noise\n{dataset}",

@@ -1,22 +1,12 @@
-from benchopt import BaseSolver
+from benchmark_utils.fixed_solver import FixedNetworkSolver
 
 from solvers_common.unrolled import ISTA
 
 
-class Solver(BaseSolver):
+class Solver(FixedNetworkSolver):
     """ISTA (Daubechies, Defrise & De Mol 2004) with step 1 / ||D||_2^2,
     unrolled for exactly ``n_layers`` iterations: nothing is learned."""
 
     name = "ista"
     requirements = ["pip::torch"]
-    sampling_strategy = "run_once"
-    parameters = {}
-
-    def set_objective(self, X, D, lmbd, n_layers, z_star):
-        self.D, self.lmbd, self.n_layers = D, lmbd, n_layers
-
-    def run(self, _):
-        self.network = ISTA(self.D, self.lmbd, self.n_layers)
-
-    def get_result(self):
-        return dict(network=self.network)
+    network_class = ISTA
