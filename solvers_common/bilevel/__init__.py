@@ -13,6 +13,12 @@ from .problems import (
 )
 from .sampling import MinibatchSampler, check_positive
 from .schedules import StepSizeSchedule
+from .stochastic_routines import (
+    inner_sgd,
+    linear_system_sgd,
+    neumann_random_truncation,
+    stochastic_neumann,
+)
 from .variance_reduction import SagaMemory
 
 __all__ = [
@@ -27,7 +33,11 @@ __all__ = [
     "ValueFunction",
     "check_positive",
     "conjugate_gradient",
+    "inner_sgd",
+    "linear_system_sgd",
     "make_quadratic_problem",
+    "neumann_random_truncation",
     "neumann_series",
     "newton_cg",
+    "stochastic_neumann",
 ]

@@ -211,10 +211,10 @@ class QuadraticProblem(BilevelProblem):
 
 def make_quadratic_problem(generator, dim_inner=20, dim_outer=10, n_inner_samples=1024,
                            n_outer_samples=1024, mu_inner=0.1, L_inner=1.0,
-                           mu_outer=0.1, noise=0.1):
+                           mu_outer=0.1, L_outer=1.0, noise=0.1):
     """A random :class:`QuadraticProblem` whose mean inner Hessian A has
     eigenvalues spread geometrically in [mu_inner, L_inner] and whose value
-    function h has smallest curvature mu_outer; ``noise`` scales the
+    function h has curvatures in [mu_outer, L_outer]; ``noise`` scales the
     per-sample deviations of every matrix and vector from its mean (relative
     to L_inner). ``generator`` is a ``numpy.random.Generator``."""
     for name, value in dict(dim_inner=dim_inner, dim_outer=dim_outer,
@@ -225,8 +225,9 @@ def make_quadratic_problem(generator, dim_inner=20, dim_outer=10, n_inner_sample
     if not 0 < mu_inner <= L_inner:
         raise ValueError(f"mu_inner and L_inner must satisfy 0 < mu_inner <= L_inner, "
                          f"got mu_inner={mu_inner}, L_inner={L_inner}.")
-    if not mu_outer > 0:
-        raise ValueError(f"mu_outer must be > 0, got {mu_outer}.")
+    if not 0 < mu_outer < L_outer:
+        raise ValueError(f"mu_outer and L_outer must satisfy 0 < mu_outer < L_outer, "
+                         f"got mu_outer={mu_outer}, L_outer={L_outer}.")
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0, got {noise}.")
     p, q = dim_inner, dim_outer
@@ -252,10 +253,15 @@ def make_quadratic_problem(generator, dim_inner=20, dim_outer=10, n_inner_sample
     C = generator.standard_normal((p, q)) / p ** 0.5 + centered(n_outer_samples, p, q)
     b = generator.standard_normal(p) + centered(n_outer_samples, p)
     problem = QuadraticProblem(A, B, a, H, C, b, E=torch.zeros(q, q))
-    # Shift E so that the smallest eigenvalue of h's Hessian is mu_outer.
-    M = problem.value_function()[0]
-    shift = mu_outer - torch.linalg.eigvalsh(M).min()
+    # h's Hessian is linear in the outer data (H, C, b, E): with E = shift I
+    # and all outer data scaled by `scale`, it is scale (M0 + shift I), whose
+    # spectrum is mapped onto [mu_outer, L_outer].
+    spectrum = torch.linalg.eigvalsh(problem.value_function()[0])
+    scale = (L_outer - mu_outer) / float(spectrum[-1] - spectrum[0])
+    shift = mu_outer / scale - float(spectrum[0])
     problem.E = shift * torch.eye(q, dtype=torch.float64)
+    for name in ("H", "C", "b", "E"):
+        setattr(problem, name, scale * getattr(problem, name))
     return problem
 
 

@@ -1,0 +1,105 @@
+"""benchopt glue shared by the bilevel solvers: parameters, device, seeding,
+samplers and the timed loop with a correct clock.
+
+The clock. benchopt's callback reads ``time.perf_counter()`` on entry and
+adds the time since its previous exit to the run's time; the evaluation it
+then triggers is not counted. On CUDA, kernels are queued and run
+asynchronously, so the loop synchronizes the device *before* calling the
+callback: all the work of the iterations is then finished, and counted,
+when the clock is read, and none of it lands in the untimed evaluation.
+"""
+from benchopt import BaseSolver
+from benchopt.stopping_criterion import SufficientProgressCriterion
+
+from solvers_common.bilevel import MinibatchSampler, check_positive
+from solvers_common.device import get_device, get_dtype, synchronize
+from solvers_common.seeding import torch_generator
+
+# Evaluations without progress before a run stops; large, because stochastic
+# curves are noisy and runs are bounded by --max-runs / --timeout anyway.
+# A NaN value still stops the run at once, recorded as diverged.
+PATIENCE = 1000
+
+
+class BilevelSolver(BaseSolver):
+    """Base of the bilevel solvers. A subclass defines ``initialize()``
+    (state at iteration 0; timed) and ``step()`` (one iteration of the paper's
+    algorithm box), reads and writes ``self.theta`` and ``self.lmbd``, and
+    lists its step-size parameters in ``step_size_parameters`` so that they
+    are validated before any work. One evaluation every ``eval_freq``
+    iterations."""
+
+    sampling_strategy = "callback"
+    stopping_criterion = SufficientProgressCriterion(patience=PATIENCE, strategy="callback")
+    requirements = ["pip::torch"]
+
+    common_parameters = {
+        "batch_size": [64],
+        "eval_freq": [128],
+        "device": ["auto"],
+        "dtype": ["float32"],
+    }
+    step_size_parameters = ()
+    # Full-batch solvers set this to False and have no batch_size parameter.
+    stochastic = True
+
+    @staticmethod
+    def get_next(stop_val):
+        # One evaluation per callback call; a call comes every eval_freq
+        # iterations.
+        return stop_val + 1
+
+    def check_parameters(self):
+        for name in self.step_size_parameters:
+            check_positive(name, getattr(self, name))
+        check_positive("eval_freq", self.eval_freq, integer=True)
+
+    def set_objective(self, problem):
+        self.check_parameters()
+        self.device = get_device(self.device)
+        self.dtype_ = get_dtype(self.dtype)
+        if self.stochastic:
+            # Validates batch_size against both sample counts before any work.
+            for n_samples in (problem.n_inner_samples, problem.n_outer_samples):
+                MinibatchSampler(n_samples, self.batch_size, generator=None)
+        self.problem = problem.to(device=self.device, dtype=self.dtype_)
+        self.theta, self.lmbd = self.problem.initial_point()
+
+    def warm_up(self):
+        # First calls pay one-off costs (kernel selection, allocator growth).
+        self.run_once(2)
+
+    def run(self, callback):
+        # Seeded here, not in set_objective, so that warm_up does not shift
+        # the random stream of the timed run.
+        self.generator = torch_generator(self.get_seed(use_repetition=True),
+                                         device=self.device)
+        if self.stochastic:
+            self.inner_sampler = MinibatchSampler(
+                self.problem.n_inner_samples, self.batch_size, self.generator)
+            self.outer_sampler = MinibatchSampler(
+                self.problem.n_outer_samples, self.batch_size, self.generator)
+        self.theta, self.lmbd = self.problem.initial_point()
+        self.iteration = 0
+        self.initialize()
+        while self.checkpoint(callback):
+            for _ in range(self.eval_freq):
+                self.step()
+                self.iteration += 1
+
+    def checkpoint(self, callback):
+        """Finish queued device work, then let benchopt read its clock."""
+        self.synchronize()
+        return callback()
+
+    def synchronize(self):
+        synchronize(self.device)
+
+    def initialize(self):
+        """State of the algorithm at iteration 0 (besides theta, lmbd)."""
+
+    def step(self):
+        raise NotImplementedError
+
+    def get_result(self):
+        return dict(theta=self.theta, lmbd=self.lmbd)

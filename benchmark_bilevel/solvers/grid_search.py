@@ -1,0 +1,29 @@
+import torch
+from benchmark_utils.black_box import BlackBoxSolver
+
+
+class Solver(BlackBoxSolver):
+    """Grid search over a shared value: lmbd = c (1, ..., 1) for c on
+    ``grid_size`` evenly spaced points of [lmbd_min, lmbd_max], visited in
+    order (with exp(lmbd) regularizations, a logarithmic grid as in
+    Bergstra and Bengio 2012, Sec. 1); the result is the candidate with the
+    smallest validation loss F(theta*(lmbd), lmbd) so far. After the last
+    point the search stops improving."""
+
+    name = "grid_search"
+    parameters = {
+        "lmbd_min, lmbd_max": [(-10.0, 2.0)],
+        "grid_size": [20],
+        "eval_freq": [1],
+        "device": ["auto"],
+        "dtype": ["float32"],
+    }
+    step_size_parameters = ("grid_size",)
+    test_config = {"grid_size": 3}
+
+    def initialize(self):
+        super().initialize()
+        self.grid = torch.linspace(self.lmbd_min, self.lmbd_max, self.grid_size).tolist()
+
+    def candidate(self, k):
+        return torch.full_like(self.lmbd, self.grid[min(k, self.grid_size - 1)])

@@ -1,0 +1,41 @@
+import torch
+from benchmark_utils.bilevel_solver import BilevelSolver
+
+
+class Solver(BilevelSolver):
+    """ITD: iterative differentiation, reverse-mode differentiation through
+    ``n_inner_steps`` gradient steps on the full inner data (Franceschi,
+    Donini, Frasconi and Pontil, "Forward and reverse gradient-based
+    hyperparameter optimization", ICML 2017, Algorithm 2 "reverse-HG"; the
+    warm-started variant ITD-BiO of Ji et al. 2021).
+
+    Outer iteration:
+        theta_0 = theta (previous iterate, a constant for differentiation)
+        theta_{k+1} = theta_k - alpha grad_theta G(theta_k, lmbd), k < K
+        lmbd <- lmbd - gamma d/dlmbd F(theta_K(lmbd), lmbd)   (autograd)
+    alpha = step_size, gamma = step_size / outer_ratio, K = n_inner_steps.
+    """
+
+    name = "itd"
+    stochastic = False
+    parameters = {
+        "step_size": [0.1],
+        "outer_ratio": [1.0],
+        "n_inner_steps": [10],
+        "eval_freq": [1],
+        "device": ["auto"],
+        "dtype": ["float32"],
+    }
+    step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps")
+    test_config = {"n_inner_steps": 3}
+
+    def step(self):
+        problem = self.problem
+        lmbd = self.lmbd.detach().requires_grad_(True)
+        theta = self.theta.detach()
+        with torch.enable_grad():
+            for _ in range(self.n_inner_steps):
+                theta = theta - self.step_size * problem.inner_gradient(theta, lmbd)
+            hypergradient, = torch.autograd.grad(problem.outer_loss(theta, lmbd), lmbd)
+        self.theta = theta.detach()
+        self.lmbd = (lmbd - self.step_size / self.outer_ratio * hypergradient).detach()

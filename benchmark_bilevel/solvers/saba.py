@@ -1,0 +1,56 @@
+import torch
+from benchmark_utils.bilevel_solver import BilevelSolver
+
+from solvers_common.bilevel import SagaMemory
+
+
+class Solver(BilevelSolver):
+    """SABA, Stochastic Average Bilevel Algorithm (Dagréou, Ablin, Vaiter and
+    Moreau, "A framework for bilevel optimization that enables stochastic and
+    global variance reduction algorithms", NeurIPS 2022, Algorithm 2).
+
+    SOBA's iteration where each of the five oracles (grad_theta G_i,
+    d2_theta G_i v, d2_(lmbd,theta) G_i v, grad_theta F_j, grad_lmbd F_j) is
+    replaced by its SAGA estimate (Defazio et al. 2014): value - memory[i] +
+    average of the memory. Constant steps rho = step_size and gamma =
+    step_size / outer_ratio (Theorem 2; reference defaults 0.1 and 1); the
+    memory starts at zero, as in the reference benchmark.
+    """
+
+    name = "saba"
+    parameters = {
+        "step_size": [0.1],
+        "outer_ratio": [1.0],
+        **BilevelSolver.common_parameters,
+    }
+    step_size_parameters = ("step_size", "outer_ratio")
+    test_config = {"batch_size": 16, "eval_freq": 4}
+
+    def initialize(self):
+        self.v = torch.zeros_like(self.theta)
+        options = dict(device=self.device, dtype=self.dtype_)
+        inner_weights, outer_weights = self.inner_sampler.weights, self.outer_sampler.weights
+        self.memory = dict(
+            grad_inner=SagaMemory(inner_weights, self.theta.shape, **options),
+            hessian_v=SagaMemory(inner_weights, self.theta.shape, **options),
+            cross_v=SagaMemory(inner_weights, self.lmbd.shape, **options),
+            grad_theta_outer=SagaMemory(outer_weights, self.theta.shape, **options),
+            grad_lmbd_outer=SagaMemory(outer_weights, self.lmbd.shape, **options),
+        )
+
+    def step(self):
+        problem, theta, lmbd, v, memory = (self.problem, self.theta, self.lmbd, self.v,
+                                           self.memory)
+        inner_batch, i = self.inner_sampler.sample()
+        outer_batch, j = self.outer_sampler.sample()
+        grad_inner, hessian_v, cross_v = problem.inner_oracles(theta, lmbd, v, inner_batch)
+        grad_theta_outer, grad_lmbd_outer = problem.outer_gradients(theta, lmbd, outer_batch)
+        grad_inner = memory["grad_inner"].direction(i, grad_inner)
+        hessian_v = memory["hessian_v"].direction(i, hessian_v)
+        cross_v = memory["cross_v"].direction(i, cross_v)
+        grad_theta_outer = memory["grad_theta_outer"].direction(j, grad_theta_outer)
+        grad_lmbd_outer = memory["grad_lmbd_outer"].direction(j, grad_lmbd_outer)
+        rho, gamma = self.step_size, self.step_size / self.outer_ratio
+        self.theta = theta - rho * grad_inner
+        self.v = v - rho * (hessian_v + grad_theta_outer)
+        self.lmbd = lmbd - gamma * (cross_v + grad_lmbd_outer)

@@ -1,0 +1,49 @@
+import torch
+from benchmark_utils.bilevel_solver import BilevelSolver
+
+from solvers_common.bilevel import StepSizeSchedule
+
+
+class Solver(BilevelSolver):
+    """SOBA, StOchastic Bilevel Algorithm (Dagréou, Ablin, Vaiter and Moreau,
+    "A framework for bilevel optimization that enables stochastic and global
+    variance reduction algorithms", NeurIPS 2022, Algorithm 1 with the
+    directions of Eq. (5)-(7)).
+
+    One iteration, with inner sample i, outer sample j:
+        D_theta = grad_theta G_i(theta, lmbd)
+        D_v     = d2_theta G_i(theta, lmbd) v + grad_theta F_j(theta, lmbd)
+        D_lmbd  = d2_(lmbd,theta) G_i(theta, lmbd) v + grad_lmbd F_j(theta, lmbd)
+        theta <- theta - rho_t D_theta,  v <- v - rho_t D_v,
+        lmbd  <- lmbd - gamma_t D_lmbd,
+    v estimating -[d2_theta G]^{-1} grad_theta F. rho_t = step_size /
+    (t + 1)^step_size_exponent, gamma_t = rho_t / outer_ratio (the reference
+    benchmark's defaults: 0.1, 1, exponent 1/2 for both).
+    """
+
+    name = "soba"
+    parameters = {
+        "step_size": [0.1],
+        "outer_ratio": [1.0],
+        "step_size_exponent": [0.5],
+        **BilevelSolver.common_parameters,
+    }
+    step_size_parameters = ("step_size", "outer_ratio")
+    test_config = {"batch_size": 16, "eval_freq": 4}
+
+    def initialize(self):
+        self.v = torch.zeros_like(self.theta)
+        self.inner_step = StepSizeSchedule(self.step_size, self.step_size_exponent)
+        self.outer_step = StepSizeSchedule(self.step_size / self.outer_ratio,
+                                           self.step_size_exponent)
+
+    def step(self):
+        problem, theta, lmbd, v = self.problem, self.theta, self.lmbd, self.v
+        inner_batch, _ = self.inner_sampler.sample()
+        outer_batch, _ = self.outer_sampler.sample()
+        grad_inner, hessian_v, cross_v = problem.inner_oracles(theta, lmbd, v, inner_batch)
+        grad_theta_outer, grad_lmbd_outer = problem.outer_gradients(theta, lmbd, outer_batch)
+        rho, gamma = self.inner_step(self.iteration), self.outer_step(self.iteration)
+        self.theta = theta - rho * grad_inner
+        self.v = v - rho * (hessian_v + grad_theta_outer)
+        self.lmbd = lmbd - gamma * (cross_v + grad_lmbd_outer)
