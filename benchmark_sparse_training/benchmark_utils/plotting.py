@@ -1,0 +1,50 @@
+"""Helpers shared by the custom plots of benchmark_sparse_training."""
+import re
+
+
+def final_points(df, dataset, objective):
+    """Last evaluation of every solver setting (and repetition) on one dataset
+    and objective, averaged over repetitions: one row per solver setting."""
+    df = df.query("dataset_name == @dataset and objective_name == @objective")
+    last = df.sort_values("stop_val").groupby(["solver_name", "idx_rep"]).last()
+    return last.groupby("solver_name").mean(numeric_only=True)
+
+
+def _split(solver_name):
+    """``"linbreg[lmbd=0.1,lr=0.1]"`` -> ``("linbreg", {"lmbd": "0.1", "lr": "0.1"})``."""
+    match = re.fullmatch(r"([^\[]+)\[(.*)\]", solver_name)
+    if match is None:
+        return solver_name, {}
+    items = re.split(r",(?![^()\[\]]*[)\]])", match.group(2))
+    return match.group(1), dict(item.split("=", 1) for item in items if "=" in item)
+
+
+def legend_labels(solver_names):
+    """Each solver's name with only the parameters that differ between the
+    settings of that solver, so that legends stay readable:
+    ``linbreg[lmbd=0.1,lr=0.1]`` and ``linbreg[lmbd=0.01,lr=0.1]`` become
+    ``linbreg[lmbd=0.1]`` and ``linbreg[lmbd=0.01]``, a lone ``sgd[...]``
+    becomes ``sgd``."""
+    parsed = {name: _split(name) for name in solver_names}
+    labels = {}
+    for name, (base, arguments) in parsed.items():
+        siblings = [other_arguments for other, other_arguments in parsed.values()
+                    if other == base]
+        varying = [key for key, value in arguments.items()
+                   if any(sibling.get(key) != value for sibling in siblings)]
+        shown = ",".join(f"{key}={arguments[key]}" for key in varying)
+        labels[name] = f"{base}[{shown}]" if shown else base
+    return labels
+
+
+# Filled markers that stay visible on a single point; benchopt's default
+# style indexes all of matplotlib's markers, whose second one is a pixel.
+VISIBLE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")
+
+
+def visible_style(plot, solver_name):
+    """``plot.get_style(solver_name)`` (the solver's color, the same in every
+    plot) with a marker of :data:`VISIBLE_MARKERS`."""
+    style = plot.get_style(solver_name)
+    style["marker"] = VISIBLE_MARKERS[style["marker"] % len(VISIBLE_MARKERS)]
+    return style

@@ -1,0 +1,76 @@
+"""benchopt glue shared by the solvers of benchmark_sparse_training: build and
+initialize the network, train it epoch by epoch, hand it to the objective."""
+import numbers
+
+from benchopt import BaseSolver
+from benchopt.stopping_criterion import NoCriterion
+
+from solvers_common.classification import ClassificationTrainer, check_training_options
+from solvers_common.device import get_device
+from solvers_common.models import build_model, check_density, sparse_initialization_
+from solvers_common.optim import REGULARIZER_STRUCTURES
+from solvers_common.seeding import torch_generator
+
+
+class TrainingSolver(BaseSolver):
+    """Trains ``build_model(model, ...)`` with ``self.make_optimizer(network)``
+    for ``epochs`` epochs of mini-batches; benchopt evaluates the network
+    after epochs 0, 1, 2, 3, 4, 6, 9, 13, ... (its geometric schedule) and at
+    the end. Subclasses define ``parameters`` (including ``init_density``,
+    the expected fraction of non-zero weights at initialization) and
+    ``make_optimizer``; ``after_epoch`` is a hook run after every epoch."""
+
+    sampling_strategy = "callback"
+    # Fixed-budget training: runs end after `epochs` epochs or at --max-runs /
+    # --timeout, not when the noisy training loss stops improving. Monitoring
+    # `value` makes benchopt stop a run whose training loss is NaN or jumps by
+    # more than 1e5, and record it as diverged.
+    stopping_criterion = NoCriterion(strategy="callback", key_to_monitor="value")
+
+    common_parameters = {
+        "batch_size": [128],
+        "epochs": [100],
+        "lr_schedule": ["constant"],
+        "augmentation": ["none"],
+        "device": ["auto"],
+    }
+    test_config = {"batch_size": 16, "epochs": 2}
+
+    def check_parameters(self):
+        """Raise ValueError on bad solver parameters; subclasses extend it."""
+        check_training_options(self.batch_size, self.lr_schedule, self.augmentation)
+        if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
+                or self.epochs < 0):
+            raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
+        check_density(self.init_density)
+
+    def set_objective(self, X, y, model, n_classes):
+        self.check_parameters()
+        self.device_ = get_device(self.device)
+        # A CPU generator draws the initialization and the batches, so the same
+        # seed gives the same numbers whatever the device.
+        generator = torch_generator(self.get_seed(use_repetition=True))
+        self.network = build_model(model, tuple(X.shape[1:]), n_classes).to(self.device_)
+        # The optimizers check their settings when created, before any
+        # training; their state is created at their first step, after the
+        # initialization below.
+        self.optimizer = self.make_optimizer(self.network)
+        structure = REGULARIZER_STRUCTURES.get(getattr(self, "regularizer", "l1"), "entries")
+        sparse_initialization_(self.network, self.init_density, generator, structure)
+        self.trainer = ClassificationTrainer(
+            self.network, self.optimizer, X.to(self.device_), y.to(self.device_),
+            self.batch_size, generator, self.lr_schedule, self.augmentation)
+
+    def make_optimizer(self, network):
+        raise NotImplementedError
+
+    def after_epoch(self):
+        pass
+
+    def run(self, callback):
+        while self.trainer.epochs_done < self.epochs and callback():
+            self.trainer.train_epoch()
+            self.after_epoch()
+
+    def get_result(self):
+        return dict(model=self.network)

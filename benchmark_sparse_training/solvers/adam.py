@@ -1,0 +1,23 @@
+import torch
+from benchmark_utils.training_solver import TrainingSolver
+
+from solvers_common.optim.checks import check_nonnegative
+
+
+class Solver(TrainingSolver):
+    """Adam (Kingma & Ba 2015, "Adam: a method for stochastic optimization",
+    Algorithm 1): bias-corrected first and second moments of the gradient,
+    theta <- theta - lr m_hat / (sqrt(s_hat) + eps). Dense baseline, started
+    from a dense Kaiming initialization."""
+
+    name = "adam"
+    requirements = ["pip::torch"]
+    parameters = {
+        "lr": [1e-3],
+        "init_density": [1.0],
+        **TrainingSolver.common_parameters,
+    }
+
+    def make_optimizer(self, network):
+        check_nonnegative("lr", self.lr)
+        return torch.optim.Adam(network.parameters(), lr=self.lr)

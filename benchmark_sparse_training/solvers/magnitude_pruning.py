@@ -1,0 +1,51 @@
+import math
+
+import torch
+from benchmark_utils.training_solver import TrainingSolver
+
+from solvers_common.optim.checks import check_nonnegative, check_unit_interval
+from solvers_common.pruning import GlobalMagnitudePruning
+
+
+class Solver(TrainingSolver):
+    """Dense training with iterative global magnitude pruning (Zhu & Gupta
+    2018, "To prune, or not to prune", eq. 1), the baseline users would pick
+    instead of sparse training: SGD on the dense network and, after each epoch
+    between ``pruning_start * epochs`` and ``pruning_end * epochs``, the
+    smallest weights of all linear and convolution layers together are masked
+    (``torch.nn.utils.prune``) down to the cubic density schedule
+
+        d_t = target_density + (1 - target_density) (1 - progress_t)^3,
+
+    then training goes on with the mask fixed."""
+
+    name = "magnitude_pruning"
+    requirements = ["pip::torch"]
+    parameters = {
+        "lr": [0.1],
+        "momentum": [0.0],
+        "target_density": [0.1],
+        "pruning_start": [0.1],
+        "pruning_end": [0.6],
+        "init_density": [1.0],
+        **TrainingSolver.common_parameters,
+    }
+
+    def make_optimizer(self, network):
+        check_nonnegative("lr", self.lr)
+        check_unit_interval("momentum", self.momentum)
+        if not 0 <= self.pruning_start < self.pruning_end <= 1:
+            raise ValueError(
+                f"pruning_start={self.pruning_start!r} and pruning_end={self.pruning_end!r} "
+                "must be fractions of the epochs with 0 <= pruning_start < pruning_end <= 1."
+            )
+        start = math.floor(self.pruning_start * self.epochs)
+        end = max(start + 1, round(self.pruning_end * self.epochs))
+        self.pruning = GlobalMagnitudePruning(network, self.target_density, start, end)
+        return torch.optim.SGD(network.parameters(), lr=self.lr, momentum=self.momentum)
+
+    def after_epoch(self):
+        self.pruning.step(self.trainer.epochs_done)
+
+    def get_result(self):
+        return dict(model=self.pruning.pruned_copy())

@@ -1,0 +1,25 @@
+"""Template: the smallest correct solver of benchmark_sparse_training.
+
+Copy this file to ``solvers/<your_method>.py`` (benchopt skips files whose
+name starts with ``template_``), rename ``name`` and return your optimizer from
+``make_optimizer``. ``TrainingSolver`` builds the network the objective asks
+for (``mlp``, ``convnet`` or ``resnet18``), initializes it from benchopt's seed
+with ``init_density`` non-zero weights, trains it for ``epochs`` epochs of
+mini-batches (cross-entropy) with your optimizer, and hands it to the
+objective, which scores it on held-out images. It provides the parameters
+batch_size, epochs, lr_schedule, augmentation and device.
+"""
+import torch
+from benchmark_utils.training_solver import TrainingSolver
+
+
+class Solver(TrainingSolver):
+    """Stochastic gradient descent (Robbins & Monro 1951): replace the
+    optimizer by yours (any ``torch.optim.Optimizer`` over the network)."""
+
+    name = "my_sparse_training_method"
+    requirements = ["pip::torch"]
+    parameters = {"lr": [0.1], "init_density": [1.0], **TrainingSolver.common_parameters}
+
+    def make_optimizer(self, network):
+        return torch.optim.SGD(network.parameters(), lr=self.lr)
