@@ -16,8 +16,9 @@ class TrainedSolver(BaseSolver):
 
     sampling_strategy = "callback"
     # Fixed-budget training: the run length is set by --max-runs / --timeout,
-    # not by the noisy progress of the test gap.
-    stopping_criterion = NoCriterion(strategy="callback")
+    # not by the noisy progress of the test gap; monitoring `value` lets
+    # benchopt record a NaN gap as diverged.
+    stopping_criterion = NoCriterion(strategy="callback", key_to_monitor="value")
 
     common_parameters = {
         "loss": ["supervised"],
