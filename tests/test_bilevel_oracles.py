@@ -10,10 +10,12 @@ from solvers_common.bilevel import (
     FULL_BATCH,
     BilevelProblem,
     DataCleaningProblem,
+    HypergradientBatches,
     LogisticRegressionProblem,
     ValueFunction,
     conjugate_gradient,
     make_quadratic_problem,
+    neumann_hypergradient,
     neumann_series,
     newton_cg,
 )
@@ -62,12 +64,16 @@ def test_closed_forms_match_autograd(make_problem, batch):
          generic.inner_gradient(problem, theta, lmbd, batch)),
         (problem.inner_hessian_vector(theta, lmbd, v, batch),
          generic.inner_hessian_vector(problem, theta, lmbd, v, batch)),
+        (problem.inner_hessian_operator(theta, lmbd, batch)(v),
+         generic.inner_hessian_vector(problem, theta, lmbd, v, batch)),
         (problem.inner_cross_vector(theta, lmbd, v, batch),
          generic.inner_cross_vector(problem, theta, lmbd, v, batch)),
         *zip(problem.outer_gradients(theta, lmbd, batch),
              generic.outer_gradients(problem, theta, lmbd, batch)),
         *zip(problem.inner_oracles(theta, lmbd, v, batch),
              generic.inner_oracles(problem, theta, lmbd, v, batch)),
+        *zip(problem.inner_gradients(theta, lmbd, batch),
+             generic.inner_gradients(problem, theta, lmbd, batch)),
     ]
     for closed_form, autograd in pairs:
         torch.testing.assert_close(closed_form, autograd, rtol=1e-10, atol=1e-12)
@@ -96,6 +102,11 @@ def test_oracles_match_finite_differences(make_problem):
                     lmbd, u_lmbd)
     assert float((problem.inner_cross_vector(theta, lmbd, v, batch) * u_lmbd).sum()) == \
         pytest.approx(float(cross), rel=1e-5, abs=1e-8)
+    # grad_lmbd G, and grad_theta G again through inner_gradients
+    grad_theta, grad_lmbd = problem.inner_gradients(theta, lmbd, batch)
+    torch.testing.assert_close(grad_theta, problem.inner_gradient(theta, lmbd, batch))
+    assert float((grad_lmbd * u_lmbd).sum()) == pytest.approx(float(central(
+        lambda lm: problem.inner_loss(theta, lm, batch), lmbd, u_lmbd)), rel=1e-6, abs=1e-9)
     # outer gradients
     grad_theta, grad_lmbd = problem.outer_gradients(theta, lmbd, batch)
     assert float((grad_theta * u_theta).sum()) == pytest.approx(float(central(
@@ -167,3 +178,41 @@ def test_conjugate_gradient_and_neumann_series_solve_spd_systems():
     torch.testing.assert_close(neumann_series(lambda v: H @ v, b, step, 2000), exact)
     # Truncated series: a partial sum, short of the solution.
     assert not torch.allclose(neumann_series(lambda v: H @ v, b, step, 3), exact, atol=1e-3)
+
+
+def test_neumann_hypergradients_on_full_batches_tend_to_the_exact_hypergradient():
+    problem = quadratic()
+    lmbd = random_point(problem)[1]
+    theta_star = problem.solve_inner(lmbd)
+    exact, _ = problem.hypergradient(theta_star, lmbd)
+    step = 1 / float(torch.linalg.eigvalsh(problem.A.mean(0))[-1])
+
+    def estimate(n_products, **options):
+        batches = HypergradientBatches(FULL_BATCH, FULL_BATCH, [FULL_BATCH] * n_products)
+        return neumann_hypergradient(problem, theta_star, lmbd, batches, step, **options)
+    torch.testing.assert_close(estimate(3000), exact)
+    short_error = float(torch.linalg.vector_norm(estimate(5) - exact))
+    assert short_error > 1e-3 * float(torch.linalg.vector_norm(exact))
+    # Ghadimi and Wang: Q eta prod_{k<p} (I - eta H) averaged over p uniform in
+    # {0, ..., Q - 1} is eta sum_{p<Q} (I - eta H)^p, the Neumann series.
+    n_steps = 40
+    averaged = sum(estimate(p, truncation_scale=n_steps * step)
+                   for p in range(n_steps)) / n_steps
+    torch.testing.assert_close(averaged, estimate(n_steps - 1))
+
+
+def test_neumann_hypergradient_uses_each_batch_for_its_own_term():
+    """One Hessian product: outer, cross and Hessian batches each enter only
+    their own factor, against a direct computation on the closed forms."""
+    problem = quadratic()
+    theta, lmbd, _ = random_point(problem)
+    outer, cross, hessian = slice(0, 5), slice(5, 9), [slice(2, 7)]
+    step = 0.3
+    H, C = problem.H[outer].mean(0), problem.C[outer].mean(0)
+    grad_theta_outer = H @ theta + C @ lmbd + problem.b[outer].mean(0)
+    v = step * (grad_theta_outer + (grad_theta_outer - step * problem.A[hessian[0]].mean(0)
+                                    @ grad_theta_outer))
+    expected = C.T @ theta + problem.E @ lmbd - problem.B[cross].mean(0).T @ v
+    batches = HypergradientBatches(outer, cross, hessian)
+    torch.testing.assert_close(neumann_hypergradient(problem, theta, lmbd, batches, step),
+                               expected)

@@ -2,7 +2,13 @@
 import pytest
 import torch
 
-from solvers_common.bilevel import MinibatchSampler, SagaMemory, StepSizeSchedule
+from solvers_common.bilevel import (
+    MinibatchSampler,
+    RecursiveEstimator,
+    SagaMemory,
+    StepSizeSchedule,
+    check_fraction,
+)
 
 
 def draws(seed, n_draws=12):
@@ -54,3 +60,51 @@ def test_saga_memory_is_unbiased_and_exact_once_filled():
     new = [v + 1.0 for v in values]
     expected = sum(w * (n - v + full) for w, n, v in zip(weights, new, values))
     torch.testing.assert_close(expected, sum(w * n for w, n in zip(weights, new)))
+
+
+def test_recursive_estimator_sarah_tracks_a_linear_oracle_exactly():
+    """For an oracle linear in z, g_k(z_k) - g_k(z_{k-1}) = A_k (z_k - z_{k-1}):
+    SARAH (momentum 0) started from the full value tracks the full oracle up
+    to the noise of the differences, and exactly when every batch sees the
+    same matrix."""
+    generator = torch.Generator().manual_seed(0)
+    A = torch.randn(4, 4, generator=generator, dtype=torch.float64)
+    z = torch.randn(4, generator=generator, dtype=torch.float64)
+    estimator = RecursiveEstimator()
+    estimator.reset(A @ z)
+    for _ in range(5):
+        z_new = z + torch.randn(4, generator=generator, dtype=torch.float64)
+        noise = torch.randn(4, generator=generator, dtype=torch.float64)
+        # The same per-batch offset at both points cancels in the difference.
+        estimator.update(A @ z_new + noise, A @ z + noise)
+        z = z_new
+    torch.testing.assert_close(estimator.direction, A @ z)
+
+
+def test_recursive_estimator_momentum_one_is_sgd_and_first_call_is_the_value():
+    estimator = RecursiveEstimator()
+    first = torch.tensor([1.0, 2.0])
+    assert estimator.update(first, torch.tensor([9.0, 9.0]), 0.3) is first
+    value = torch.tensor([5.0, -1.0])
+    torch.testing.assert_close(estimator.update(value, torch.tensor([7.0, 7.0]), 1.0), value)
+    # STORM: d = g(z_k) + (1 - a)(d_{k-1} - g(z_{k-1})).
+    previous_direction = estimator.direction
+    new, old = torch.tensor([2.0, 2.0]), torch.tensor([1.0, 0.0])
+    torch.testing.assert_close(estimator.update(new, old, 0.25),
+                               new + 0.75 * (previous_direction - old))
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.5, True, "0.5"])
+def test_check_fraction_rejects_values_outside_the_unit_interval(value):
+    with pytest.raises(ValueError, match="momentum"):
+        check_fraction("momentum", value)
+
+
+def test_sampler_block_ids_follow_the_same_sequence_as_sample():
+    one_by_one = MinibatchSampler(10, 3, torch.Generator().manual_seed(4))
+    chunked = MinibatchSampler(10, 3, torch.Generator().manual_seed(4))
+    expected = [one_by_one.sample()[1] for _ in range(11)]
+    # Chunks that cross epochs (4 blocks per epoch), then single draws.
+    drawn = chunked.sample_block_ids(3).tolist() + chunked.sample_block_ids(6).tolist()
+    drawn += [chunked.sample()[1] for _ in range(2)]
+    assert drawn == expected

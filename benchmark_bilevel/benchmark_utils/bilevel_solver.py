@@ -72,20 +72,30 @@ class BilevelSolver(BaseSolver):
     def run(self, callback):
         # Seeded here, not in set_objective, so that warm_up does not shift
         # the random stream of the timed run.
-        self.generator = torch_generator(self.get_seed(use_repetition=True),
-                                         device=self.device)
+        seed = self.get_seed(use_repetition=True)
+        self.generator = torch_generator(seed, device=self.device)
         if self.stochastic:
+            # One generator per sampler: each sampler's sequence of batches
+            # then does not depend on how the draws of the two interleave
+            # (the fused paths draw a chunk of inner batches, then of outer).
             self.inner_sampler = MinibatchSampler(
-                self.problem.n_inner_samples, self.batch_size, self.generator)
+                self.problem.n_inner_samples, self.batch_size,
+                torch_generator(seed + 1, device=self.device))
             self.outer_sampler = MinibatchSampler(
-                self.problem.n_outer_samples, self.batch_size, self.generator)
+                self.problem.n_outer_samples, self.batch_size,
+                torch_generator(seed + 2, device=self.device))
         self.theta, self.lmbd = self.problem.initial_point()
         self.iteration = 0
         self.initialize()
         while self.checkpoint(callback):
-            for _ in range(self.eval_freq):
-                self.step()
-                self.iteration += 1
+            self.run_iterations(self.eval_freq)
+
+    def run_iterations(self, n_iterations):
+        """``n_iterations`` of the algorithm, one ``step`` each; solvers with
+        a fused path (several iterations per call) override this."""
+        for _ in range(n_iterations):
+            self.step()
+            self.iteration += 1
 
     def checkpoint(self, callback):
         """Finish queued device work, then let benchopt read its clock."""
@@ -97,6 +107,14 @@ class BilevelSolver(BaseSolver):
 
     def initialize(self):
         """State of the algorithm at iteration 0 (besides theta, lmbd)."""
+
+    def full_pass_period(self):
+        """Iterations between two full-batch passes of the recursive methods
+        (SRBA, VRBO): ``period_fraction`` times the number of mini-batches in
+        one epoch over the inner and outer samples together (the reference
+        benchmark's ``period_frac``), at least 1."""
+        n_samples = self.problem.n_inner_samples + self.problem.n_outer_samples
+        return max(1, int(self.period_fraction * n_samples / self.batch_size))
 
     def step(self):
         raise NotImplementedError

@@ -1,10 +1,10 @@
 import torch
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.fused_solver import FusedSolver
 
-from solvers_common.bilevel import SagaMemory
+from solvers_common.bilevel import SagaMemory, fused
 
 
-class Solver(BilevelSolver):
+class Solver(FusedSolver):
     """SABA, Stochastic Average Bilevel Algorithm (Dagréou, Ablin, Vaiter and
     Moreau, "A framework for bilevel optimization that enables stochastic and
     global variance reduction algorithms", NeurIPS 2022, Algorithm 2).
@@ -14,20 +14,29 @@ class Solver(BilevelSolver):
     replaced by its SAGA estimate (Defazio et al. 2014): value - memory[i] +
     average of the memory. Constant steps rho = step_size and gamma =
     step_size / outer_ratio (Theorem 2; reference defaults 0.1 and 1); the
-    memory starts at zero, as in the reference benchmark.
+    memory starts at zero, as in the reference benchmark. ``implementation``
+    "fused" / "compiled": the same iterations in chunks, on logistic
+    regression (benchmark_utils/fused_solver.py).
     """
 
     name = "saba"
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],
-        **BilevelSolver.common_parameters,
+        "implementation": ["oracles"],
+        **FusedSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
+    chunk_function = fused.saba_chunk
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
+        super().initialize()
+        if self.implementation != "oracles":
+            self.tables = fused.saga_tables(self.data, self.theta.shape[0], self.dtype_)
+            self.mark_static(self.tables)
+            return
         options = dict(device=self.device, dtype=self.dtype_)
         inner_weights, outer_weights = self.inner_sampler.weights, self.outer_sampler.weights
         self.memory = dict(
@@ -37,6 +46,17 @@ class Solver(BilevelSolver):
             grad_theta_outer=SagaMemory(outer_weights, self.theta.shape, **options),
             grad_lmbd_outer=SagaMemory(outer_weights, self.lmbd.shape, **options),
         )
+
+    def chunk_arguments(self):
+        return self.data, self.tables
+
+    def chunk_steps(self):
+        return fused.Steps(self.step_size, self.step_size / self.outer_ratio, 0.0)
+
+    def store_chunk_result(self, result, inner_ids, outer_ids):
+        state, rows = result
+        fused.store_saga_rows(self.tables, inner_ids, outer_ids, rows)
+        return state
 
     def step(self):
         problem, theta, lmbd, v, memory = (self.problem, self.theta, self.lmbd, self.v,

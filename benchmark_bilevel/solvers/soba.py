@@ -1,10 +1,10 @@
 import torch
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.fused_solver import FusedSolver
 
-from solvers_common.bilevel import StepSizeSchedule
+from solvers_common.bilevel import StepSizeSchedule, fused
 
 
-class Solver(BilevelSolver):
+class Solver(FusedSolver):
     """SOBA, StOchastic Bilevel Algorithm (Dagréou, Ablin, Vaiter and Moreau,
     "A framework for bilevel optimization that enables stochastic and global
     variance reduction algorithms", NeurIPS 2022, Algorithm 1 with the
@@ -18,7 +18,9 @@ class Solver(BilevelSolver):
         lmbd  <- lmbd - gamma_t D_lmbd,
     v estimating -[d2_theta G]^{-1} grad_theta F. rho_t = step_size /
     (t + 1)^step_size_exponent, gamma_t = rho_t / outer_ratio (the reference
-    benchmark's defaults: 0.1, 1, exponent 1/2 for both).
+    benchmark's defaults: 0.1, 1, exponent 1/2 for both). ``implementation``
+    "fused" / "compiled": the same iterations in chunks, on logistic
+    regression (benchmark_utils/fused_solver.py).
     """
 
     name = "soba"
@@ -26,16 +28,23 @@ class Solver(BilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "step_size_exponent": [0.5],
-        **BilevelSolver.common_parameters,
+        "implementation": ["oracles"],
+        **FusedSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
+    chunk_function = fused.soba_chunk
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
         self.inner_step = StepSizeSchedule(self.step_size, self.step_size_exponent)
         self.outer_step = StepSizeSchedule(self.step_size / self.outer_ratio,
                                            self.step_size_exponent)
+        super().initialize()
+
+    def chunk_steps(self):
+        return fused.Steps(self.step_size, self.step_size / self.outer_ratio,
+                           self.step_size_exponent)
 
     def step(self):
         problem, theta, lmbd, v = self.problem, self.theta, self.lmbd, self.v

@@ -11,33 +11,45 @@ from .problems import (
     QuadraticProblem,
     make_quadratic_problem,
 )
-from .sampling import MinibatchSampler, check_positive
+from .sampling import MinibatchSampler, check_fraction, check_positive
 from .schedules import StepSizeSchedule
 from .stochastic_routines import (
+    HypergradientBatches,
+    draw_batches,
+    draw_hypergradient_batches,
     inner_sgd,
     linear_system_sgd,
+    neumann_hypergradient,
     neumann_random_truncation,
+    random_truncation_length,
     stochastic_neumann,
 )
-from .variance_reduction import SagaMemory
+from .variance_reduction import RecursiveEstimator, SagaMemory
 
 __all__ = [
     "FULL_BATCH",
     "BilevelProblem",
+    "HypergradientBatches",
     "DataCleaningProblem",
     "LogisticRegressionProblem",
     "MinibatchSampler",
     "QuadraticProblem",
+    "RecursiveEstimator",
     "SagaMemory",
     "StepSizeSchedule",
     "ValueFunction",
+    "check_fraction",
     "check_positive",
     "conjugate_gradient",
+    "draw_batches",
+    "draw_hypergradient_batches",
     "inner_sgd",
     "linear_system_sgd",
     "make_quadratic_problem",
+    "neumann_hypergradient",
     "neumann_random_truncation",
     "neumann_series",
     "newton_cg",
+    "random_truncation_length",
     "stochastic_neumann",
 ]

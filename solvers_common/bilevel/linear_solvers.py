@@ -65,10 +65,8 @@ def newton_cg(problem, lmbd, theta0, tol=1e-10, max_iter=100, armijo=1e-4):
         if not gradient_norm > tol:  # also stops on NaN
             break
         forcing = min(0.5, float(gradient_norm) ** 0.5)
-
-        def hessian_vector(v):
-            return problem.inner_hessian_vector(theta, lmbd, v)
-        direction = -conjugate_gradient(hessian_vector, gradient, tol=forcing)
+        direction = -conjugate_gradient(problem.inner_hessian_operator(theta, lmbd), gradient,
+                                        tol=forcing)
         slope = _dot(gradient, direction)
         step = 1.0
         for _ in range(50):

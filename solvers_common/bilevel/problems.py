@@ -87,6 +87,11 @@ class BilevelProblem:
         """(grad_theta F, grad_lmbd F) on ``batch``."""
         return grad(self.outer_loss, argnums=(0, 1))(theta, lmbd, batch)
 
+    def inner_gradients(self, theta, lmbd, batch=FULL_BATCH):
+        """(grad_theta G, grad_lmbd G) on ``batch``: the gradient in lmbd is
+        what first-order methods (F2SA) use in place of second derivatives."""
+        return grad(self.inner_loss, argnums=(0, 1))(theta, lmbd, batch)
+
     def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
         """d2_theta G v on ``batch`` (forward-over-reverse)."""
         def gradient(theta_):
@@ -99,6 +104,14 @@ class BilevelProblem:
         def gradient(lmbd_):
             return self.inner_gradient(theta, lmbd_, batch)
         return vjp(gradient, lmbd)[1](v)[0]
+
+    def inner_hessian_operator(self, theta, lmbd, batch=FULL_BATCH):
+        """v -> d2_theta G(theta, lmbd) v on ``batch``, for many v at one
+        point (conjugate gradient): closed forms compute what depends only on
+        the point once."""
+        def hessian_vector(v):
+            return self.inner_hessian_vector(theta, lmbd, v, batch)
+        return hessian_vector
 
     def inner_oracles(self, theta, lmbd, v, batch=FULL_BATCH):
         """(grad_theta G, d2_theta G v, d2_(lmbd, theta) G v) on one batch, in
@@ -117,10 +130,8 @@ class BilevelProblem:
     def solve_linear_system(self, theta, lmbd, b, v0=None, tol=1e-10, max_iter=None):
         """v with d2_theta G(theta, lmbd) v = b, by conjugate gradient."""
         from .linear_solvers import conjugate_gradient
-
-        def hessian_vector(v):
-            return self.inner_hessian_vector(theta, lmbd, v)
-        return conjugate_gradient(hessian_vector, b, v0, tol=tol, max_iter=max_iter)
+        return conjugate_gradient(self.inner_hessian_operator(theta, lmbd), b, v0, tol=tol,
+                                  max_iter=max_iter)
 
     def hypergradient(self, theta, lmbd, v0=None, tol=1e-10):
         """(grad h, v): the implicit gradient at (theta, lmbd), exact when
@@ -177,8 +188,15 @@ class QuadraticProblem(BilevelProblem):
         H, C = self.H[batch].mean(0), self.C[batch].mean(0)
         return H @ theta + C @ lmbd + self.b[batch].mean(0), C.T @ theta + self.E @ lmbd
 
+    def inner_gradients(self, theta, lmbd, batch=FULL_BATCH):
+        B = self.B[batch].mean(0)
+        return self.A[batch].mean(0) @ theta + B @ lmbd + self.a[batch].mean(0), B.T @ theta
+
     def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
         return self.A[batch].mean(0) @ v
+
+    def inner_hessian_operator(self, theta, lmbd, batch=FULL_BATCH):
+        return self.A[batch].mean(0).__matmul__
 
     def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
         return self.B[batch].mean(0).T @ v
@@ -315,11 +333,26 @@ class LogisticRegressionProblem(BilevelProblem):
         grad_theta = self._loss_gradient(self.X_outer[batch], self.y_outer[batch], theta)
         return grad_theta, torch.zeros_like(lmbd)
 
+    def inner_gradients(self, theta, lmbd, batch=FULL_BATCH):
+        regularization = torch.exp(lmbd)
+        return (self._loss_gradient(self.X_inner[batch], self.y_inner[batch], theta)
+                + regularization * theta, 0.5 * regularization * theta ** 2)
+
     def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
         X = self.X_inner[batch]
         probabilities = torch.sigmoid(X @ theta)
         curvature = probabilities * (1 - probabilities)  # the same for y = +-1
         return X.T @ (curvature * (X @ v)) / X.shape[0] + torch.exp(lmbd) * v
+
+    def inner_hessian_operator(self, theta, lmbd, batch=FULL_BATCH):
+        X = self.X_inner[batch]
+        probabilities = torch.sigmoid(X @ theta)
+        weights = probabilities * (1 - probabilities) / X.shape[0]
+        regularization = torch.exp(lmbd)
+
+        def hessian_vector(v):
+            return X.T @ (weights * (X @ v)) + regularization * v
+        return hessian_vector
 
     def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
         return torch.exp(lmbd) * theta * v
@@ -404,6 +437,17 @@ class DataCleaningProblem(BilevelProblem):
         residuals = self._residuals(X, self.y_outer[batch], theta)
         return X.T @ residuals / X.shape[0], torch.zeros_like(lmbd)
 
+    def inner_gradients(self, theta, lmbd, batch=FULL_BATCH):
+        X, y = self.X_inner[batch], self.y_inner[batch]
+        weights = torch.sigmoid(lmbd[batch])
+        grad_theta = (X.T @ (weights[:, None] * self._residuals(X, y, theta)) / X.shape[0]
+                      + self.l2_regularization * theta)
+        # Only the batch's entries of lmbd appear in G on this batch.
+        grad_lmbd = torch.zeros_like(lmbd)
+        grad_lmbd[batch] = (weights * (1 - weights) * self._cross_entropy(X, y, theta)
+                            / X.shape[0])
+        return grad_theta, grad_lmbd
+
     def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
         X = self.X_inner[batch]
         weights = torch.sigmoid(lmbd[batch])
@@ -414,6 +458,18 @@ class DataCleaningProblem(BilevelProblem):
             direction - (probabilities * direction).sum(1, keepdim=True))
         return (X.T @ (weights[:, None] * logits_direction) / X.shape[0]
                 + self.l2_regularization * v)
+
+    def inner_hessian_operator(self, theta, lmbd, batch=FULL_BATCH):
+        X = self.X_inner[batch]
+        weights = (torch.sigmoid(lmbd[batch]) / X.shape[0])[:, None]
+        probabilities = torch.softmax(X @ theta, dim=1)
+
+        def hessian_vector(v):
+            direction = X @ v
+            logits_direction = probabilities * (
+                direction - (probabilities * direction).sum(1, keepdim=True))
+            return X.T @ (weights * logits_direction) + self.l2_regularization * v
+        return hessian_vector
 
     def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
         X = self.X_inner[batch]

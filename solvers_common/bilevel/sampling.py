@@ -21,6 +21,13 @@ def check_positive(name, value, integer=False):
         raise ValueError(f"{name} must be positive, got {value!r}.")
 
 
+def check_fraction(name, value):
+    """Raise ValueError naming ``name`` unless 0 < ``value`` <= 1 (a momentum
+    weight or a fraction)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}.")
+
+
 class MinibatchSampler:
     """Random mini-batches of ``range(n_samples)``.
 
@@ -35,6 +42,10 @@ class MinibatchSampler:
 
     ``sample()`` returns ``(batch, batch_id)``: a slice and its block number;
     ``weights[batch_id]`` is the block's share of the samples.
+    ``sample_block_ids(n)`` returns the block numbers of the next ``n``
+    mini-batches as one tensor on the generator's device, the same sequence
+    as ``n`` calls of ``sample()``, for solvers that run a chunk of
+    iterations in one call (no Python work per iteration).
     """
 
     def __init__(self, n_samples, batch_size, generator):
@@ -49,13 +60,31 @@ class MinibatchSampler:
         self.weights = [(stop - start) / self.n_samples for start, stop in zip(bounds[:-1],
                                                                                 bounds[1:])]
         self.generator = generator
-        self._order, self._position = [], 0
+        # The current epoch's block order, as a tensor and (made on demand,
+        # which on CUDA waits for the device) as a list; the first draw
+        # starts an epoch.
+        self._order, self._order_list, self._position = None, None, self.n_batches
+
+    def _start_epoch_if_done(self):
+        if self._position == self.n_batches:
+            self._order = torch.randperm(self.n_batches, generator=self.generator,
+                                         device=self.generator.device)
+            self._order_list, self._position = None, 0
 
     def sample(self):
-        if self._position == len(self._order):
-            self._order = torch.randperm(self.n_batches, generator=self.generator,
-                                         device=self.generator.device).tolist()
-            self._position = 0
-        batch_id = self._order[self._position]
+        self._start_epoch_if_done()
+        if self._order_list is None:
+            self._order_list = self._order.tolist()
+        batch_id = self._order_list[self._position]
         self._position += 1
         return self.batches[batch_id], batch_id
+
+    def sample_block_ids(self, n_batches):
+        pieces = []
+        while n_batches > 0:
+            self._start_epoch_if_done()
+            taken = min(n_batches, self.n_batches - self._position)
+            pieces.append(self._order[self._position:self._position + taken])
+            self._position += taken
+            n_batches -= taken
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
