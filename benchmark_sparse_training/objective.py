@@ -3,17 +3,42 @@
 in eval mode, on the training set and on held-out test images, and counts how
 sparse it is (Bungert, Roith, Tenbrinck & Burger, "A Bregman learning
 framework for sparse neural networks", JMLR 2022).
+
+For the transformers (``vit``, ``crate``, ``crate_alpha``; sizes ``width``,
+``depth``, ``heads``, ``patch_size``, None for the defaults) it also reports,
+layer by layer on a fixed batch of test images, the coding rate, the
+compression term (CRATE models) and the token sparsity, and the parameter
+count and forward speed (Yu et al., "White-box transformers via sparse rate
+reduction", NeurIPS 2023).
 """
 import math
 
+import numpy as np
 import torch
 from benchopt import BaseObjective
 
 from solvers_common.classification import loss_and_accuracy
 from solvers_common.device import to_cpu_float64
-from solvers_common.metrics import density, flops_ratio, kernel_density, neuron_density
+from solvers_common.metrics import (
+    density,
+    flops_ratio,
+    images_per_second,
+    is_transformer,
+    kernel_density,
+    last_layer_class_attention,
+    neuron_density,
+    parameter_count,
+    transformer_layer_metrics,
+)
 from solvers_common.models import build_model, sparse_initialization_
 from solvers_common.seeding import torch_generator
+
+# The transformer metrics use the first test images: the same batch for every
+# evaluation, solver and model.
+N_METRIC_IMAGES = 128
+# Test images whose class-token attention maps are kept at the end of a run.
+N_ATTENTION_IMAGES = 4
+MODEL_SIZES = ("width", "depth", "heads", "patch_size")
 
 
 class Objective(BaseObjective):
@@ -22,16 +47,30 @@ class Objective(BaseObjective):
     min_benchopt_version = "1.9"
     requirements = ["pip::torch", "pip::torchvision"]
 
-    parameters = {"model": ["mlp"]}
+    parameters = {"model": ["mlp"], **{size: [None] for size in MODEL_SIZES}}
     test_config = {"dataset": {"name": "simulated"}}
+
+    @property
+    def parameter_template(self):
+        # Sizes left at None (the model's defaults) stay out of the name, so
+        # that runs read "Sparse training[model=mlp]" or
+        # "Sparse training[model=crate,width=192]".
+        shown = ["model"] + [size for size in MODEL_SIZES
+                             if self._parameters.get(size) is not None]
+        return ",".join(f"{name}={{{name}}}" for name in shown)
+
+    @property
+    def model_options(self):
+        return {size: getattr(self, size) for size in MODEL_SIZES}
 
     def skip(self, unavailable=None, **data):
         # Datasets whose files are missing hand over a one-line message.
         if unavailable is not None:
             return True, unavailable
         try:
-            build_model(self.model, data["X_train"].shape[1:], data["n_classes"])
-        except ValueError as error:  # for example a convnet on 8 x 8 digits
+            build_model(self.model, data["X_train"].shape[1:], data["n_classes"],
+                        **self.model_options)
+        except ValueError as error:  # a convnet on 8 x 8 digits, sizes of a transformer
             return True, str(error)
         return False, None
 
@@ -44,17 +83,23 @@ class Objective(BaseObjective):
         self.y_test = torch.as_tensor(y_test, dtype=torch.int64)
         self.n_classes = int(n_classes)
         self.input_shape = tuple(self.X_train.shape[1:])
+        self.X_metrics = self.X_test[:N_METRIC_IMAGES]
 
     def get_objective(self):
-        return dict(X=self.X_train, y=self.y_train, model=self.model, n_classes=self.n_classes)
+        return dict(X=self.X_train, y=self.y_train, model=self.model, n_classes=self.n_classes,
+                    model_options=self.model_options)
 
     def evaluate_result(self, model):
+        metrics = {}
+        if is_transformer(model):
+            # Timed on the solver's device and dtype, before the float64 copy.
+            metrics["images_per_second"] = images_per_second(model, self.X_metrics)
         # Scored on the CPU in float64, in eval mode (batch normalization uses
         # its running statistics), whatever device the solver trained on.
         model = to_cpu_float64(model).eval()
         train_loss, train_accuracy = loss_and_accuracy(model, self.X_train, self.y_train)
         test_loss, test_accuracy = loss_and_accuracy(model, self.X_test, self.y_test)
-        metrics = dict(
+        metrics.update(
             value=train_loss,
             train_acc=train_accuracy,
             test_loss=test_loss,
@@ -63,14 +108,37 @@ class Objective(BaseObjective):
             neuron_density=neuron_density(model),
             flops_ratio=flops_ratio(model, self.input_shape),
         )
-        # NaN for a model without 2-D convolutions (the mlp): left out, since
-        # benchopt cannot draw a curve of NaNs.
+        # NaN for a model without 2-D convolutions (the mlp, the
+        # transformers): left out, since benchopt cannot draw a curve of NaNs.
         kernels = kernel_density(model)
         if not math.isnan(kernels):
             metrics["kernel_density"] = kernels
+        # Only for transformers, for the same reason.
+        if is_transformer(model):
+            metrics["n_params"] = parameter_count(model)
+            metrics.update(transformer_layer_metrics(model, self.X_metrics))
         return metrics
 
+    def save_final_results(self, model):
+        """For transformers, the class-token attention maps of the last
+        layer's heads on the first test images (for the ``attention_maps``
+        plot): ``images`` (N, H, W) or (N, H, W, 3) scaled to [0, 1] and
+        ``attention`` (N, heads, rows, columns of the patch grid)."""
+        if not is_transformer(model):
+            return None
+        model = to_cpu_float64(model).eval()
+        images = self.X_test[:N_ATTENTION_IMAGES].to(torch.float64)
+        attention = last_layer_class_attention(model, images)
+        # Each image to [0, 1] on its own range, for display.
+        low = images.amin(dim=(1, 2, 3), keepdim=True)
+        high = images.amax(dim=(1, 2, 3), keepdim=True)
+        shown = ((images - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1)
+        if shown.shape[-1] == 1:
+            shown = shown[..., 0]
+        return dict(images=np.ascontiguousarray(shown.numpy()),
+                    attention=np.ascontiguousarray(attention.numpy()))
+
     def get_one_result(self):
-        model = build_model(self.model, self.input_shape, self.n_classes)
+        model = build_model(self.model, self.input_shape, self.n_classes, **self.model_options)
         sparse_initialization_(model, 1.0, torch_generator(0))
         return dict(model=model)

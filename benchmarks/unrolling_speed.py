@@ -52,7 +52,7 @@ AUTHORS_SIGNALS_PER_S = {"constrained": 1150.0, "constrained_noise": 740.0}
 TARGET_SPEEDUP = {"constrained": 1.5, "constrained_noise": 2.0}
 
 
-def median_time(function, device, repeats, warmup=1):
+def median_time(function, device, repeats, warmup=2):
     """Median wall-clock seconds of ``function()`` over ``repeats`` runs."""
     for _ in range(warmup):
         function()
@@ -63,11 +63,11 @@ def median_time(function, device, repeats, warmup=1):
         function()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times) if times else None
 
 
 def report(name, value, unit, fmt=".3g"):
-    print(f"{name}: {value:{fmt}} {unit}", flush=True)
+    print(f"{name}: {value:{fmt}} {unit}".rstrip(), flush=True)
 
 
 def make_problem(n, m, n_signals, device, seed=0, density=0.1):
@@ -152,11 +152,13 @@ def bench_forward(size, N, L, device, repeats):
             with torch.no_grad():
                 network(X)
 
-        # interleave the two, so that a slow spell of the machine hits both
+        # interleaved, so that a slow spell of the machine hits both
+        median_time(forward, device, 0, warmup=3)
+        median_time(bare, device, 0, warmup=3)
         network_times, bare_times = [], []
         for _ in range(repeats):
-            network_times.append(median_time(forward, device, 1))
-            bare_times.append(median_time(bare, device, 1))
+            network_times.append(median_time(forward, device, 1, warmup=0))
+            bare_times.append(median_time(bare, device, 1, warmup=0))
         t_network = statistics.median(network_times)
         t_bare = statistics.median(bare_times)
         tag = f"{name}_n{n}_m{m}_L{L}_N{N}"
@@ -177,9 +179,10 @@ def training_products(n, m, L, batch, n_train, end_of_epoch_forward, noise):
     ``g^T x`` (all layers at once) and ``g_l^T z_l`` (``L - 1``), and the
     gradients ``g_{l+1} W_z`` of the iterates ``z_1 .. z_{L-1}`` (none for
     ``x``, which needs no gradient). With log-gradient-norm noise, ``D^T (D z
-    - x)`` for ``z_1 .. z_{L-1}``, computed as ``z (D^T D) - D^T x`` (one
-    ``x D`` per step). The constrained trainer's dual update adds a forward
-    pass over the training set once per epoch.
+    - x)`` for ``z_1 .. z_{L-1}``, computed as ``z (D^T D) - x D`` (one ``x
+    D`` per step) when ``m < 2 n``, else with two products with ``D``. The
+    constrained trainer's dual update adds a forward pass over the training
+    set once per epoch.
     """
     steps = n_train // batch
     products = {
@@ -188,9 +191,12 @@ def training_products(n, m, L, batch, n_train, end_of_epoch_forward, noise):
         (L * m, batch, n): steps,              # grad W_x = g^T x
         (m, batch, m): (L - 1) * steps,        # grad W_z^l = g_l^T z_l
     }
-    if noise:
+    if noise and m < 2 * n:
         products[batch, m, m] += (L - 1) * steps   # z_l (D^T D)
         products[batch, n, m] = steps              # x D
+    elif noise:
+        products[batch, m, n] = (L - 1) * steps    # z_l D^T
+        products[batch, n, m] = (L - 1) * steps    # (z_l D^T - x) D
     if end_of_epoch_forward:
         products[steps * batch, n, L * m] = 1
         products[steps * batch, m, m] = L - 1
@@ -212,7 +218,7 @@ def bench_training(label, size, L, batch, n_train, device, repeats, matmul_speed
         kwargs.update(noise_level=noise_level, noise_scaling="log_gradient_norm")
     trainer_class = ConstrainedUnrolledTrainer if constrained else UnrolledTrainer
     trainer = trainer_class(network, X, Z, D, lmbd, **kwargs)
-    seconds = median_time(trainer.train_epoch, device, repeats)
+    seconds = median_time(trainer.train_epoch, device, repeats, warmup=1)
     signals = trainer.steps_per_epoch * batch
     tag = f"train_{label}_n{n}_m{m}_L{L}_batch{batch}"
     throughput = signals / seconds
@@ -221,10 +227,37 @@ def bench_training(label, size, L, batch, n_train, device, repeats, matmul_speed
     report(f"{tag}_gflop_per_signal", flops(products) / signals / 1e9, "GFLOP", ".4f")
     bound = signals / matmul_speed.seconds(products)
     report(f"{tag}_matmul_bound", bound, "signals/s", ".0f")
-    report(f"{tag}_fraction_of_matmul_bound", throughput / bound, "", ".2f")
+    report(f"{tag}_fraction_of_matmul_bound", throughput / bound, "x", ".2f")
+    result = dict(throughput=throughput, bound=bound)
+    if constrained:
+        # the end-of-epoch dual update alone, and the throughput without it
+        dual = median_time(trainer.end_of_epoch, device, repeats, warmup=1)
+        steps_only = training_products(n, m, L, batch, n_train, False, noise_level > 0)
+        result.update(throughput_steps=signals / (seconds - dual),
+                      bound_steps=signals / matmul_speed.seconds(steps_only))
+        report(f"{tag}_dual_update_pass", 1e3 * dual, "ms", ".0f")
+        report(f"{tag}_without_dual_pass", result["throughput_steps"], "signals/s", ".0f")
+        report(f"{tag}_without_dual_pass_matmul_bound", result["bound_steps"],
+               "signals/s", ".0f")
     adam = median_time(trainer.optimizer.step, device, repeats)
     report(f"{tag}_adam_step", 1e3 * adam, "ms", ".1f")
-    return throughput, bound
+    return result
+
+
+def closing_note(name, result):
+    authors = AUTHORS_SIGNALS_PER_S[name]
+    target = TARGET_SPEEDUP[name] * authors
+    for suffix, label in (("", "per epoch"), ("_steps", "without the dual-update pass")):
+        throughput, bound = result["throughput" + suffix], result["bound" + suffix]
+        print(f"# lista_{name}, authors' size, {label}: {throughput:.0f} signals/s = "
+              f"{throughput / authors:.2f} x the authors' {authors:.0f}; target "
+              f"{target:.0f} {'met' if throughput >= target else 'not met'}; "
+              f"matmul-bound ceiling {bound:.0f} ({throughput / bound:.0%} of it, "
+              f"the target is {target / bound:.2f} x the ceiling)")
+
+
+SECTIONS = ("forward_small", "forward_authors", "train_small", "train_authors",
+            "train_constrained", "train_constrained_noise")
 
 
 def main():
@@ -236,38 +269,38 @@ def main():
     parser.add_argument("--n-train", type=int, default=4096,
                         help="training set size (one epoch per timed run)")
     parser.add_argument("--n-forward", type=int, default=1000)
-    parser.add_argument("--small-only", action="store_true",
-                        help="skip the authors' size (n = 1024, m = 1228)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections among {', '.join(SECTIONS)}")
     args = parser.parse_args()
+    sections = args.only.split(",")
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; accepted: {list(SECTIONS)}")
     device = get_device(args.device)
     print(f"# device {device}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", flush=True)
     torch.manual_seed(0)
-    sizes = [SMALL] if args.small_only else [SMALL, AUTHORS]
-    for size in sizes:
-        bench_forward(size, args.n_forward, N_LAYERS, device, args.repeats)
+    for section, size in (("forward_small", SMALL), ("forward_authors", AUTHORS)):
+        if section in sections:
+            bench_forward(size, args.n_forward, N_LAYERS, device, args.repeats)
 
-    speed = MatmulSpeed(device, args.repeats)
-    common = dict(L=N_LAYERS, n_train=args.n_train, device=device,
-                  repeats=args.repeats, matmul_speed=speed)
-    bench_training("lista", SMALL, batch=128, **common)
-    bench_training("lista_constrained", SMALL, batch=128, constrained=True, **common)
-    if args.small_only:
-        return
-    bench_training("lista", AUTHORS, batch=512, **common)
+    common = dict(L=N_LAYERS, n_train=args.n_train, device=device, repeats=args.repeats,
+                  matmul_speed=MatmulSpeed(device, args.repeats))
+    if "train_small" in sections:
+        bench_training("lista", SMALL, batch=128, **common)
+        bench_training("lista_constrained", SMALL, batch=128, constrained=True, **common)
+    if "train_authors" in sections:
+        bench_training("lista", AUTHORS, batch=512, **common)
     results = {}
-    results["constrained"] = bench_training(
-        "lista_constrained", AUTHORS, batch=512, constrained=True, **common)
-    results["constrained_noise"] = bench_training(
-        "lista_constrained_noise", AUTHORS, batch=512, constrained=True,
-        noise_level=0.1, **common)
-    for name, (throughput, bound) in results.items():
-        target = TARGET_SPEEDUP[name] * AUTHORS_SIGNALS_PER_S[name]
-        print(f"# lista_{name} at the authors' size: {throughput:.0f} signals/s = "
-              f"{throughput / AUTHORS_SIGNALS_PER_S[name]:.2f} x the authors' "
-              f"{AUTHORS_SIGNALS_PER_S[name]:.0f}; target {target:.0f} "
-              f"({'met' if throughput >= target else 'not met'}); matmul-bound "
-              f"ceiling {bound:.0f} ({throughput / bound:.0%} of it)")
+    if "train_constrained" in sections:
+        results["constrained"] = bench_training(
+            "lista_constrained", AUTHORS, batch=512, constrained=True, **common)
+    if "train_constrained_noise" in sections:
+        results["constrained_noise"] = bench_training(
+            "lista_constrained_noise", AUTHORS, batch=512, constrained=True,
+            noise_level=0.1, **common)
+    for name, result in results.items():
+        closing_note(name, result)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ RENDERERS = {"scatter": get_plot_scatter, "bar_chart": get_plot_barchart,
 
 
 def render(benchmark_dir, result_file, output_dir):
+    """Write one PNG per custom plot and per plot option (dataset,
+    objective, ...) to ``output_dir``; return ``(path, key, title)`` for each,
+    where ``key`` is benchopt's name of the plot and its options and
+    ``title`` the plot's own title."""
     benchmark = Benchmark(benchmark_dir)
     # The benchmark's own plots: every plot benchopt lists beyond its defaults.
     defaults = {"objective_curve", "bar_chart", "boxplot", "table"}
@@ -46,7 +50,7 @@ def render(benchmark_dir, result_file, output_dir):
             path = output_dir / f"{name}_{index:02d}.png"
             figure.savefig(path, dpi=100, bbox_inches="tight")
             plt.close(figure)
-            written.append((path, key))
+            written.append((path, key, data.get("title") or name))
     return written
 
 
@@ -55,5 +59,5 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     written = render(*sys.argv[1:])
     with open(Path(sys.argv[3]) / "plots.txt", "w") as listing:
-        listing.writelines(f"{path.name}\t{key}\n" for path, key in written)
+        listing.writelines(f"{path.name}\t{key}\n" for path, key, _ in written)
     print(f"{len(written)} PNG plots written to {sys.argv[3]} (listed in plots.txt)")

@@ -1,11 +1,12 @@
 """Supervised image classification: the cross-entropy loss, its evaluation on
 a whole data set, and a mini-batch training loop around any torch optimizer."""
+import math
 import numbers
 
 import torch
 import torch.nn.functional as F
 
-LR_SCHEDULES = ("constant", "plateau")
+LR_SCHEDULES = ("constant", "plateau", "cosine")
 AUGMENTATIONS = ("none", "crop_flip")
 
 
@@ -59,28 +60,47 @@ class ClassificationTrainer:
     X, y : tensors ``(N, C, H, W)`` and ``(N,)`` (int64), on the model's device
     batch_size : int >= 1
     generator : torch.Generator (CPU)
-    lr_schedule : {"constant", "plateau"}
+    lr_schedule : {"constant", "plateau", "cosine"}
         ``"plateau"`` halves the learning rate when the mean training loss of an
         epoch has not decreased by 1% for 5 epochs, the schedule of Bungert
         et al. (2022) (``torch.optim.lr_scheduler.ReduceLROnPlateau`` with
-        factor 0.5, patience 5, threshold 0.01).
+        factor 0.5, patience 5, threshold 0.01). ``"cosine"`` multiplies it
+        by ``(1 + cos(pi t / T)) / 2`` after step ``t`` of ``T = epochs *
+        batches per epoch`` (Loshchilov & Hutter, ICLR 2017, eq. 5 without
+        restarts and with eta_min = 0), updated at every step.
     augmentation : {"none", "crop_flip"}
         ``"crop_flip"``: :func:`random_crop_flip` on each batch.
+    epochs : int or None
+        Number of epochs the training will last; needed by ``"cosine"``.
+    label_smoothing : float in [0, 1)
+        The targets are ``(1 - label_smoothing)`` on the label plus
+        ``label_smoothing / n_classes`` on every class (Szegedy et al.,
+        CVPR 2016, section 7), as ``F.cross_entropy(..., label_smoothing)``.
     """
 
     def __init__(self, model, optimizer, X, y, batch_size, generator,
-                 lr_schedule="constant", augmentation="none"):
-        check_training_options(batch_size, lr_schedule, augmentation)
+                 lr_schedule="constant", augmentation="none", epochs=None,
+                 label_smoothing=0.0):
+        check_training_options(batch_size, lr_schedule, augmentation, label_smoothing)
         if X.shape[0] != y.shape[0] or X.dim() != 4:
             raise ValueError(f"X of shape {tuple(X.shape)} must be (N, C, H, W) with N = "
                              f"{y.shape[0]} labels.")
         self.model, self.optimizer, self.X, self.y = model, optimizer, X, y
         self.batch_size, self.generator = int(batch_size), generator
         self.augmentation = augmentation
-        self.scheduler = None
+        self.label_smoothing = float(label_smoothing)
+        self.scheduler = self.step_scheduler = None
         if lr_schedule == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, factor=0.5, patience=5, threshold=0.01)
+        if lr_schedule == "cosine":
+            if (not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool)
+                    or epochs < 0):
+                raise ValueError(f"epochs={epochs!r} must be an integer >= 0 for "
+                                 "lr_schedule='cosine'.")
+            total_steps = max(1, epochs * math.ceil(X.shape[0] / self.batch_size))
+            self.step_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: cosine_factor(step, total_steps))
         self.epochs_done = 0
 
     def train_epoch(self):
@@ -93,10 +113,13 @@ class ClassificationTrainer:
             inputs = self.X[index]
             if self.augmentation == "crop_flip":
                 inputs = random_crop_flip(inputs, self.generator)
-            loss = F.cross_entropy(self.model(inputs), self.y[index])
+            loss = F.cross_entropy(self.model(inputs), self.y[index],
+                                   label_smoothing=self.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.step_scheduler is not None:
+                self.step_scheduler.step()
             losses.append(loss.detach())
         mean_loss = float(torch.stack(losses).mean())
         if self.scheduler is not None:
@@ -105,9 +128,16 @@ class ClassificationTrainer:
         return mean_loss
 
 
-def check_training_options(batch_size, lr_schedule="constant", augmentation="none"):
-    """Raise ValueError on a bad ``batch_size``, ``lr_schedule`` or
-    ``augmentation``."""
+def cosine_factor(step, total_steps):
+    """``(1 + cos(pi min(step, T) / T)) / 2``: from 1 at step 0 to 0 at step
+    ``T = total_steps`` and after."""
+    return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+def check_training_options(batch_size, lr_schedule="constant", augmentation="none",
+                           label_smoothing=0.0):
+    """Raise ValueError on a bad ``batch_size``, ``lr_schedule``,
+    ``augmentation`` or ``label_smoothing``."""
     if (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool)
             or batch_size < 1):
         raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1.")
@@ -117,3 +147,6 @@ def check_training_options(batch_size, lr_schedule="constant", augmentation="non
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation={augmentation!r} is unknown; accepted values: "
                          f"{', '.join(map(repr, AUGMENTATIONS))}.")
+    if (not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool)
+            or not 0 <= label_smoothing < 1):
+        raise ValueError(f"label_smoothing={label_smoothing!r} must be a number in [0, 1).")

@@ -21,7 +21,7 @@ from solvers_common.models import build_model
 REPOSITORY = Path(__file__).resolve().parents[1]
 BENCHMARK_DIR = REPOSITORY / "benchmark_sparse_training"
 MNIST_RAW = REPOSITORY.parent / "shared" / "data" / "mnist" / "raw"
-SOLVERS = ("sgd", "adam", "prox_sgd", "linbreg", "adabreg", "magnitude_pruning")
+SOLVERS = ("sgd", "adam", "adamw", "prox_sgd", "linbreg", "adabreg", "magnitude_pruning")
 
 
 @pytest.fixture(scope="module")
@@ -228,8 +228,10 @@ def test_template_solver_runs(benchmark):
     ("adabreg", dict(lr=-1e-3), "lr=-0.001"),
     ("prox_sgd", dict(lmbd=-1.0), "lmbd=-1.0"),
     ("sgd", dict(batch_size=0), "batch_size=0"),
-    ("sgd", dict(lr_schedule="cosine"), "lr_schedule='cosine'"),
+    ("sgd", dict(lr_schedule="step"), "lr_schedule='step'"),
     ("adam", dict(epochs=-1), "epochs=-1"),
+    ("adamw", dict(weight_decay=-0.1), "weight_decay=-0.1"),
+    ("adamw", dict(label_smoothing=1.0), "label_smoothing=1.0"),
     ("magnitude_pruning", dict(pruning_start=0.7, pruning_end=0.5), "pruning_start=0.7"),
     ("magnitude_pruning", dict(target_density=2.0), "density=2.0"),
 ])

@@ -48,3 +48,34 @@ def visible_style(plot, solver_name):
     style = plot.get_style(solver_name)
     style["marker"] = VISIBLE_MARKERS[style["marker"] % len(VISIBLE_MARKERS)]
     return style
+
+
+def transformer_objectives(df):
+    """Names of the objectives (one per model and sizes) whose runs report
+    transformer metrics, in order of appearance."""
+    if "objective_n_params" not in df:
+        return []
+    rows = df[df["objective_n_params"].notna()]
+    return rows["objective_name"].unique().tolist()
+
+
+def model_name(objective_name):
+    """``"Sparse training[model=crate,width=192]"`` -> ``"crate[width=192]"``."""
+    _, arguments = _split(objective_name)
+    model = arguments.pop("model", objective_name)
+    shown = ",".join(f"{key}={value}" for key, value in arguments.items())
+    return f"{model}[{shown}]" if shown else model
+
+
+def layer_columns(df, metric):
+    """The columns ``objective_<metric>_layer_<l>`` of ``df``, by layer."""
+    columns = [column for column in df.columns
+               if re.fullmatch(rf"objective_{metric}_layer_\d+", column)]
+    return sorted(columns, key=lambda column: int(column.rsplit("_", 1)[1]))
+
+
+def first_and_last_points(df):
+    """Rows of the first evaluation (the network at its initialization) and
+    of the last one, averaged over repetitions."""
+    ordered = df.sort_values("stop_val").groupby("idx_rep")
+    return (ordered.first().mean(numeric_only=True), ordered.last().mean(numeric_only=True))

@@ -13,12 +13,14 @@ from solvers_common.seeding import torch_generator
 
 
 class TrainingSolver(BaseSolver):
-    """Trains ``build_model(model, ...)`` with ``self.make_optimizer(network)``
-    for ``epochs`` epochs of mini-batches; benchopt evaluates the network
-    after epochs 0, 1, 2, 3, 4, 6, 9, 13, ... (its geometric schedule) and at
-    the end. Subclasses define ``parameters`` (including ``init_density``,
-    the expected fraction of non-zero weights at initialization) and
-    ``make_optimizer``; ``after_epoch`` is a hook run after every epoch."""
+    """Trains ``build_model(model, ..., **model_options)`` with
+    ``self.make_optimizer(network)`` for ``epochs`` epochs of mini-batches;
+    benchopt evaluates the network after epochs 0, 1, 2, 3, 4, 6, 9, 13, ...
+    (its geometric schedule) and at the end. Subclasses define ``parameters``
+    (including ``init_density``, the expected fraction of non-zero weights at
+    initialization) and ``make_optimizer``; ``trainer_options`` returns extra
+    options of the training loop (for example ``label_smoothing``);
+    ``after_epoch`` is a hook run after every epoch."""
 
     sampling_strategy = "callback"
     # Fixed-budget training: runs end after `epochs` epochs or at --max-runs /
@@ -44,13 +46,14 @@ class TrainingSolver(BaseSolver):
             raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
         check_density(self.init_density)
 
-    def set_objective(self, X, y, model, n_classes):
+    def set_objective(self, X, y, model, n_classes, model_options):
         self.check_parameters()
         self.device_ = get_device(self.device)
         # A CPU generator draws the initialization and the batches, so the same
         # seed gives the same numbers whatever the device.
         generator = torch_generator(self.get_seed(use_repetition=True))
-        self.network = build_model(model, tuple(X.shape[1:]), n_classes).to(self.device_)
+        self.network = build_model(model, tuple(X.shape[1:]), n_classes,
+                                   **model_options).to(self.device_)
         # The optimizers check their settings when created, before any
         # training; their state is created at their first step, after the
         # initialization below.
@@ -59,10 +62,14 @@ class TrainingSolver(BaseSolver):
         sparse_initialization_(self.network, self.init_density, generator, structure)
         self.trainer = ClassificationTrainer(
             self.network, self.optimizer, X.to(self.device_), y.to(self.device_),
-            self.batch_size, generator, self.lr_schedule, self.augmentation)
+            self.batch_size, generator, self.lr_schedule, self.augmentation,
+            epochs=self.epochs, **self.trainer_options())
 
     def make_optimizer(self, network):
         raise NotImplementedError
+
+    def trainer_options(self):
+        return {}
 
     def after_epoch(self):
         pass

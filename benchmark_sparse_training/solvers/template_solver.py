@@ -3,7 +3,8 @@
 Copy this file to ``solvers/<your_method>.py`` (benchopt skips files whose
 name starts with ``template_``), rename ``name`` and return your optimizer from
 ``make_optimizer``. ``TrainingSolver`` builds the network the objective asks
-for (``mlp``, ``convnet`` or ``resnet18``), initializes it from benchopt's seed
+for (``mlp``, ``convnet``, ``resnet18``, ``vit``, ``crate`` or
+``crate_alpha``), initializes it from benchopt's seed
 with ``init_density`` non-zero weights, trains it for ``epochs`` epochs of
 mini-batches (cross-entropy) with your optimizer, and hands it to the
 objective, which scores it on held-out images. It provides the parameters

@@ -51,18 +51,22 @@ def flops_ratio(model, input_shape):
     the count with all weights.
 
     A linear or convolution weight entry is used once per output position
-    (once for a linear layer on a vector, ``H_out * W_out`` times for a 2-D
-    convolution), so a layer costs ``positions * nonzero(W)`` multiply-adds
-    against ``positions * numel(W)`` dense. Positions are read from a forward
-    pass on one zero image of shape ``input_shape``.
+    (once for a linear layer on a vector, once per token for a transformer's,
+    ``H_out * W_out`` times for a 2-D convolution), so a layer costs
+    ``positions * nonzero(W)`` multiply-adds against ``positions * numel(W)``
+    dense. Positions are read from a forward pass on one zero image of shape
+    ``input_shape``.
     """
     layers = sparsifiable_modules(model)
     positions = {}
 
     def record(module, inputs, output):
         # Output shape (1, features, *spatial) for convolutions and
-        # (1, ..., features) for linear layers: all but the features.
-        features = module.out_features if isinstance(module, nn.Linear) else output.shape[1]
+        # (1, ..., features) for linear layers: all but the features. A
+        # linear layer may be called several times (a transformer's tokens)
+        # and with its transpose (the dictionaries of CRATE, whose outputs
+        # then have in_features entries): every call adds its positions.
+        features = output.shape[-1] if isinstance(module, nn.Linear) else output.shape[1]
         positions[module] = positions.get(module, 0) + output.numel() // features
 
     handles = [module.register_forward_hook(record) for module in layers]

@@ -9,6 +9,17 @@ Kaiming (He) initialization, ``2 / n`` for ``n`` dense inputs (He, Zhang, Ren
 & Sun 2015, "Delving deep into rectifiers", eq. 10), and signals neither vanish
 nor explode through the layers however small ``r`` is. ``r = 1`` is Kaiming's
 normal initialization.
+
+A model may declare, in an attribute ``weight_init_std``, the standard
+deviation ``s`` of its dense initialization instead of Kaiming's: its weights
+are then ``N(0, s^2 / r)`` where non-zero (the same variance rule) and its
+biases zero. The transformers do (``s = 0.02``): from Kaiming's scale their
+attention starts concentrated on each token itself and they train far worse
+(on digits, CRATE reaches 66% test accuracy after 30 epochs of AdamW from
+Kaiming's scale against 90% from 0.02). A module that holds parameters of
+another kind (a transformer's class token and position embeddings) draws them
+itself in a method ``initialize_own_parameters_(generator)``, which this
+initialization calls.
 """
 import math
 import numbers
@@ -56,7 +67,10 @@ def sparse_initialization_(model, density, generator, structure="entries"):
     uniform on ``[0, 1 / sqrt(fan_in)]``, non-negative as in the authors'
     experiments, so that a ReLU unit whose incoming weights are all zero still
     passes a gradient and can grow weights. Normalization layers: weight 1,
-    bias 0.
+    bias 0. When ``model.weight_init_std`` is set, weights are
+    ``N(0, weight_init_std^2 / density)`` where non-zero and biases zero.
+    Modules with a method ``initialize_own_parameters_(generator)``: their
+    own (non-recursive) parameters are drawn by that method.
 
     Parameters
     ----------
@@ -88,29 +102,39 @@ def sparse_initialization_(model, density, generator, structure="entries"):
     layers = sparsifiable_modules(model)
     normalizations = [module for module in model.modules()
                       if isinstance(module, _DETERMINISTIC_MODULES)]
-    handled = {id(parameter) for module in layers + normalizations
+    self_initialized = [module for module in model.modules()
+                        if callable(getattr(module, "initialize_own_parameters_", None))]
+    handled = {id(parameter) for module in layers + normalizations + self_initialized
                for parameter in module.parameters(recurse=False)}
     unhandled = [name for name, parameter in model.named_parameters()
                  if id(parameter) not in handled]
     if unhandled:
         raise ValueError(
             f"model holds parameters that sparse_initialization_ does not draw: "
-            f"{', '.join(unhandled[:5])}; accepted layers: Linear, convolutions and "
-            "normalization layers."
+            f"{', '.join(unhandled[:5])}; accepted layers: Linear, convolutions, "
+            "normalization layers and modules with initialize_own_parameters_."
         )
+    model_std = getattr(model, "weight_init_std", None)
     for module in layers:
         weight = module.weight
         fan_in = weight[0].numel()
-        standard_deviation = math.sqrt(2 / (density * fan_in))
+        if model_std is None:
+            standard_deviation = math.sqrt(2 / (density * fan_in))
+        else:
+            standard_deviation = model_std / math.sqrt(density)
         values = standard_deviation * torch.randn(weight.shape, generator=generator,
                                                   dtype=weight.dtype)
         if density < 1:
             values *= _mask(weight, density, structure, generator)
         # Drawn on the CPU and copied, so the numbers do not depend on the device.
         weight.copy_(values)
-        if module.bias is not None:
+        if module.bias is not None and model_std is not None:
+            module.bias.zero_()
+        elif module.bias is not None:
             draws = torch.rand(module.bias.shape, generator=generator, dtype=weight.dtype)
             module.bias.copy_(draws / math.sqrt(fan_in))
     for module in normalizations:
         module.reset_parameters()
+    for module in self_initialized:
+        module.initialize_own_parameters_(generator)
     return model

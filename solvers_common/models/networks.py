@@ -7,7 +7,15 @@ import numbers
 import torchvision
 from torch import nn
 
-MODELS = ("mlp", "convnet", "resnet18")
+from .transformers import TRANSFORMER_CLASSES, TRANSFORMER_MODELS
+
+MODELS = ("mlp", "convnet", "resnet18", *TRANSFORMER_MODELS)
+# The options each transformer accepts (None: the model's default).
+TRANSFORMER_OPTIONS = {
+    "vit": ("width", "depth", "heads", "patch_size"),
+    "crate": ("width", "depth", "heads", "patch_size", "eta", "lmbd"),
+    "crate_alpha": ("width", "depth", "heads", "patch_size", "eta", "lmbd"),
+}
 
 
 class MLP(nn.Sequential):
@@ -82,14 +90,21 @@ def _check_shape(input_shape, n_classes):
     return tuple(int(size) for size in shape)
 
 
-def build_model(name, input_shape, n_classes):
+def build_model(name, input_shape, n_classes, **options):
     """The classifier ``name`` for images of shape ``input_shape``.
 
     Parameters
     ----------
-    name : {"mlp", "convnet", "resnet18"}
+    name : {"mlp", "convnet", "resnet18", "vit", "crate", "crate_alpha"}
     input_shape : (channels, height, width)
     n_classes : int >= 2
+    **options
+        Sizes of the transformers (:mod:`.transformers`): ``width``,
+        ``depth``, ``heads``, ``patch_size``, and for ``crate`` and
+        ``crate_alpha`` the ISTA step size ``eta`` and sparsity weight
+        ``lmbd``. An option set to None takes the model's default (width 64,
+        depth 4, 4 heads, the patch size of
+        :func:`~.transformers.default_patch_size`, eta = lmbd = 0.1).
 
     Returns
     -------
@@ -98,12 +113,28 @@ def build_model(name, input_shape, n_classes):
         Its weights are torch's defaults, drawn from torch's global generator:
         call :func:`~solvers_common.models.sparse_initialization_` to draw them
         from a seeded one.
+
+    Raises
+    ------
+    ValueError
+        On an unknown model, a bad shape, an option the model does not take,
+        or bad sizes (naming the parameter).
     """
     if name not in MODELS:
         raise ValueError(
             f"model={name!r} is unknown; accepted values: {', '.join(map(repr, MODELS))}."
         )
     input_shape = _check_shape(input_shape, n_classes)
+    options = {key: value for key, value in options.items() if value is not None}
+    accepted = TRANSFORMER_OPTIONS.get(name, ())
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"model={name!r} takes no option {', '.join(unknown)}; accepted options: "
+            f"{', '.join(accepted) if accepted else 'none'}."
+        )
+    if name in TRANSFORMER_CLASSES:
+        return TRANSFORMER_CLASSES[name](input_shape, int(n_classes), **options)
     if name == "mlp":
         return MLP(math.prod(input_shape), int(n_classes))
     if name == "convnet":

@@ -10,7 +10,11 @@ splits a network into regularized weights and the other parameters::
     optimizer = LinBreg(groups, lr=0.1, delta=1.0)
 """
 from .bregman import AdaBreg, LinBreg
-from .parameter_groups import regularized_parameter_groups, sparsifiable_modules
+from .parameter_groups import (
+    regularized_parameter_groups,
+    sparsifiable_modules,
+    weight_decay_parameter_groups,
+)
 from .proximal import ProxSGD
 from .regularizers import (
     L1,
@@ -33,4 +37,5 @@ __all__ = [
     "make_regularizer",
     "regularized_parameter_groups",
     "sparsifiable_modules",
+    "weight_decay_parameter_groups",
 ]

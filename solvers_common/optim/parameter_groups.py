@@ -66,3 +66,19 @@ def regularized_parameter_groups(model, regularizer, lmbd, **options):
     if others:
         groups.append(dict(params=others, regularizer=None, delta=1.0))
     return groups
+
+
+def weight_decay_parameter_groups(model, weight_decay):
+    """Two parameter groups for a decoupled weight-decay optimizer
+    (``torch.optim.AdamW``): the weights of linear and convolution layers
+    with ``weight_decay``, and every other parameter (biases, normalization
+    parameters, a transformer's class token and position embeddings) without
+    it, the usual split for vision transformers (no decay on 1-D parameters
+    and embeddings in the reference ViT implementations)."""
+    decayed = [module.weight for module in sparsifiable_modules(model)]
+    decayed_ids = {id(weight) for weight in decayed}
+    others = [parameter for parameter in model.parameters() if id(parameter) not in decayed_ids]
+    groups = [dict(params=decayed, weight_decay=weight_decay)]
+    if others:
+        groups.append(dict(params=others, weight_decay=0.0))
+    return groups

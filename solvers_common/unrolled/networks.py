@@ -32,6 +32,11 @@ class UnrolledNetwork(nn.Module):
     Subclasses define ``layer(index, z, z_previous, input_terms)`` and optionally
     ``input_terms(x)``, the products with ``x`` shared by all layers, computed
     once per forward pass.
+
+    The networks of this module also define ``_layer_plan(x)``, the same layers
+    split into a pre-activation and a soft-thresholding, which lets ``forward``
+    skip the products with ``z_0 = 0`` and, when no gradient is needed, write
+    the iterates in place into the output tensor (same values).
     """
 
     def __init__(self, n_layers, n_atoms):
@@ -45,6 +50,23 @@ class UnrolledNetwork(nn.Module):
     def layer(self, index, z, z_previous, terms):
         raise NotImplementedError
 
+    def _layer_plan(self, x):
+        """``(preactivation, thresholds)`` for one forward pass on ``x``, or
+        None to run ``layer``: layer ``l`` is ``ST(preactivation(l, z,
+        z_previous, out), thresholds[l])``; ``preactivation`` is called with
+        ``z = z_previous = None`` for ``l = 0`` (``z_0 = 0``) and writes its
+        result into ``out`` when ``out`` is not None."""
+        return None
+
+    def _plan_matches_layer(self, owner):
+        """Whether ``owner._layer_plan`` describes this network's layers, that
+        is, whether ``layer`` was not overridden below ``owner``."""
+        return type(self).layer is owner.layer
+
+    def _needs_grad(self, x):
+        return torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters()))
+
     def forward(self, x, iterate_noise=None):
         """Iterates of the network on the signals ``x``, shape ``(L+1, N, m)``.
 
@@ -57,6 +79,30 @@ class UnrolledNetwork(nn.Module):
                 f"x has dimension {x.shape[-1]} but the network expects signals "
                 f"of dimension {self.input_size}."
             )
+        plan = self._layer_plan(x)
+        if plan is None:
+            return self._forward_layers(x, iterate_noise)
+        preactivation, thresholds = plan
+        if iterate_noise is None and not self._needs_grad(x):
+            # Inference: every iterate is computed in its slice of the output.
+            iterates = x.new_empty(self.n_layers + 1, x.shape[0], self.n_atoms)
+            z = z_previous = iterates[0].zero_()
+            for index in range(self.n_layers):
+                out = iterates[index + 1]
+                preactivation(index, *((z, z_previous) if index else (None, None)), out)
+                z_previous, z = z, _soft_threshold_(out, thresholds[index])
+            return iterates
+        z = z_previous = x.new_zeros(x.shape[0], self.n_atoms)
+        iterates = [z]
+        for index in range(self.n_layers):
+            u = preactivation(index, *((z, z_previous) if index else (None, None)), None)
+            z_previous, z = z, soft_threshold(u, thresholds[index])
+            if iterate_noise is not None:
+                z = iterate_noise(index + 1, z)
+            iterates.append(z)
+        return torch.stack(iterates)
+
+    def _forward_layers(self, x, iterate_noise):
         terms = self.input_terms(x)
         z = x.new_zeros(x.shape[0], self.n_atoms)
         z_previous = z
@@ -67,6 +113,18 @@ class UnrolledNetwork(nn.Module):
                 z = iterate_noise(index + 1, z)
             iterates.append(z)
         return torch.stack(iterates)
+
+
+def _soft_threshold_(u, threshold):
+    """In-place :func:`soft_threshold` of ``u`` (no autograd), the same
+    operations in the same order: ``sign(u) * relu(|u| - threshold)``."""
+    sign = torch.sign(u)
+    return u.abs_().sub_(threshold).relu_().mul_(sign)
+
+
+def _into(out, value):
+    """``value``, copied into ``out`` when ``out`` is given."""
+    return value if out is None else out.copy_(value)
 
 
 class ISTA(UnrolledNetwork):
@@ -91,6 +149,18 @@ class ISTA(UnrolledNetwork):
     def layer(self, index, z, z_previous, terms):
         return soft_threshold(torch.addmm(terms, z, self.W_z.T), self.threshold)
 
+    def _layer_plan(self, x):
+        return self._ista_plan(x) if self._plan_matches_layer(ISTA) else None
+
+    def _ista_plan(self, x):
+        terms, W_z = self.input_terms(x), self.W_z.T
+
+        def preactivation(index, z, z_previous, out):
+            if index == 0:  # W_z z_0 = 0
+                return _into(out, terms)
+            return torch.addmm(terms, z, W_z, out=out)
+        return preactivation, (self.threshold,) * self.n_layers
+
 
 class FISTA(ISTA):
     """FISTA (Beck & Teboulle 2009, eq. (4.1)-(4.3)) unrolled: the ISTA step
@@ -107,6 +177,22 @@ class FISTA(ISTA):
     def layer(self, index, z, z_previous, terms):
         y = z + self.momentum[index] * (z - z_previous)
         return super().layer(index, y, None, terms)
+
+    def _layer_plan(self, x):
+        if not self._plan_matches_layer(FISTA):
+            return None
+        ista_preactivation, thresholds = self._ista_plan(x)
+        momentum = self.momentum.unbind(0)
+
+        def preactivation(index, z, z_previous, out):
+            if index == 0:  # y_0 = z_0 = 0
+                return ista_preactivation(0, None, None, out)
+            if out is None:
+                y = z + momentum[index] * (z - z_previous)
+            else:  # the same operations, in place on a temporary
+                y = torch.sub(z, z_previous).mul_(momentum[index]).add_(z)
+            return ista_preactivation(index, y, None, out)
+        return preactivation, thresholds
 
 
 class LISTA(ISTA):
@@ -148,6 +234,21 @@ class LISTA(ISTA):
         return soft_threshold(torch.addmm(terms[:, index], z, self.W_z[index].T),
                               self.threshold[index])
 
+    def _layer_plan(self, x):
+        if not self._plan_matches_layer(LISTA) or self.n_layers == 1:
+            # (with one layer, W_z would get no gradient at all instead of 0)
+            return None
+        # Views of each layer's slices taken once: their gradients are
+        # gathered by one stack in the backward pass, where indexing in every
+        # layer would add up L zero-padded copies of the whole tensor.
+        terms, W_z = self.input_terms(x).unbind(1), self.W_z.unbind(0)
+
+        def preactivation(index, z, z_previous, out):
+            if index == 0:  # W_z^0 z_0 = 0
+                return _into(out, terms[0])
+            return torch.addmm(terms[index], z, W_z[index].T, out=out)
+        return preactivation, self.threshold.unbind(0)
+
 
 class _ResidualNetwork(UnrolledNetwork):
     """Layers of the form ``ST(z - step_l W_l^T (D z - x), theta_l)``."""
@@ -176,6 +277,17 @@ class LISTACP(_ResidualNetwork):
 
     def layer(self, index, z, z_previous, x):
         return soft_threshold(z - self.residual(z, x) @ self.W[index], self.threshold[index])
+
+    def _layer_plan(self, x):
+        if not self._plan_matches_layer(LISTACP):
+            return None
+        W = self.W.unbind(0)
+
+        def preactivation(index, z, z_previous, out):
+            if index == 0:  # z_0 - (D z_0 - x) W^0 = x W^0
+                return torch.matmul(x, W[0], out=out)
+            return torch.sub(z, self.residual(z, x) @ W[index], out=out)
+        return preactivation, self.threshold.unbind(0)
 
 
 def analytic_weight_matrix(D):
@@ -211,6 +323,17 @@ class ALISTA(_ResidualNetwork):
         return soft_threshold(z - self.step[index] * (self.residual(z, x) @ self.W),
                               self.threshold[index])
 
+    def _layer_plan(self, x):
+        if not self._plan_matches_layer(ALISTA):
+            return None
+        step = self.step.unbind(0)
+
+        def preactivation(index, z, z_previous, out):
+            if index == 0:  # z_0 - gamma^0 (D z_0 - x) W = gamma^0 x W
+                return torch.mul(step[0], x @ self.W, out=out)
+            return torch.sub(z, step[index] * (self.residual(z, x) @ self.W), out=out)
+        return preactivation, self.threshold.unbind(0)
+
 
 class SLISTA(_ResidualNetwork):
     """SLISTA (Ablin, Moreau, Massias & Gramfort 2019, Sec. 3): ISTA with a
@@ -226,3 +349,14 @@ class SLISTA(_ResidualNetwork):
     def layer(self, index, z, z_previous, x):
         step = self.step[index]
         return soft_threshold(z - step * (self.residual(z, x) @ self.D), step * self.lmbd)
+
+    def _layer_plan(self, x):
+        if not self._plan_matches_layer(SLISTA):
+            return None
+        step = self.step.unbind(0)
+
+        def preactivation(index, z, z_previous, out):
+            if index == 0:  # z_0 - a^0 D^T (D z_0 - x) = a^0 D^T x
+                return torch.mul(step[0], x @ self.D, out=out)
+            return torch.sub(z, step[index] * (self.residual(z, x) @ self.D), out=out)
+        return preactivation, (self.step * self.lmbd).unbind(0)

@@ -1,0 +1,38 @@
+import torch
+from benchmark_utils.training_solver import TrainingSolver
+
+from solvers_common.optim import weight_decay_parameter_groups
+from solvers_common.optim.checks import check_nonnegative
+
+
+class Solver(TrainingSolver):
+    """AdamW (Loshchilov & Hutter, ICLR 2019, "Decoupled weight decay
+    regularization", Algorithm 2): Adam's step plus a decay
+    ``theta <- theta - lr weight_decay theta`` decoupled from the gradient,
+    on linear and convolution weights only (not on biases, normalization
+    parameters and embeddings). With its defaults it is the small-dataset
+    recipe for vision transformers of Yu et al. (NeurIPS 2023, CRATE) and
+    their code: a cosine learning-rate schedule over the whole training
+    (``lr_schedule="cosine"``) and label smoothing of the cross-entropy
+    targets (Szegedy et al., CVPR 2016, section 7). Dense baseline, started
+    from a dense Kaiming initialization."""
+
+    name = "adamw"
+    requirements = ["pip::torch"]
+    parameters = {
+        "lr": [1e-3],
+        "weight_decay": [0.05],
+        "label_smoothing": [0.1],
+        "init_density": [1.0],
+        **TrainingSolver.common_parameters,
+        "lr_schedule": ["cosine"],
+    }
+
+    def make_optimizer(self, network):
+        check_nonnegative("lr", self.lr)
+        check_nonnegative("weight_decay", self.weight_decay)
+        return torch.optim.AdamW(weight_decay_parameter_groups(network, self.weight_decay),
+                                 lr=self.lr)
+
+    def trainer_options(self):
+        return dict(label_smoothing=self.label_smoothing)

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Build the static results site site/: index.html linking one report page per
+# benchmark, each with the benchmark's custom plots as PNG files (no network
+# needed), a table of final values, benchopt's interactive HTML report and the
+# result file (parquet) for download.
+#
+# Usage:
+#   bash ci/build_site.sh                        run every benchmark's configs/quick.yml, then build
+#   bash ci/build_site.sh benchmark_unrolling    the same for the named benchmark(s) only
+#   bash ci/build_site.sh --latest [benchmark..] no run: the newest result file under each
+#                                                <benchmark>/outputs/
+#   bash ci/build_site.sh FILE.parquet [...]     no run: these result files (the benchmark of
+#                                                each is the folder it lies in, or else the
+#                                                benchmark whose objective wrote it)
+#   --site DIR                                   write the site to DIR instead of site/
+# Publish the folder as it is (see README, "Publishing results").
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+site="$ROOT/site"
+latest=0
+benchmarks=()
+results=()
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --site) [ "$#" -ge 2 ] || { echo "error: --site needs a folder" >&2; exit 2; }
+                site="$(realpath -m "$2")"; shift 2; continue ;;
+        --latest) latest=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *.parquet) [ -f "$1" ] || { echo "error: no result file $1" >&2; exit 2; }
+                   results+=("$(realpath "$1")") ;;
+        *) [ -f "${1%/}/objective.py" ] || {
+               echo "error: $1 is neither a result file (.parquet) nor a benchmark folder" >&2
+               usage >&2; exit 2; }
+           benchmarks+=("$(realpath "$1")") ;;
+    esac
+    shift
+done
+
+cd "$ROOT"
+bash ci/setup_env.sh
+export PATH="$ROOT/.venv/bin:$PATH"
+
+# Benchmarks to run (or to take the newest result of): the named ones, or all
+# of them when no result file and no benchmark is given.
+if [ "${#benchmarks[@]}" -eq 0 ] && [ "${#results[@]}" -eq 0 ]; then
+    for objective in "$ROOT"/benchmark_*/objective.py; do
+        benchmarks+=("$(dirname "$objective")")
+    done
+fi
+for benchmark in "${benchmarks[@]}"; do
+    name="$(basename "$benchmark")"
+    if [ "$latest" -eq 1 ]; then
+        newest="$(ls -t "$benchmark"/outputs/*.parquet 2>/dev/null | head -n 1 || true)"
+        if [ -z "$newest" ]; then
+            echo "skip $name: no result file under $benchmark/outputs/"
+            continue
+        fi
+        echo "=== $name: newest result $newest"
+        results+=("$newest")
+    else
+        config="$benchmark/configs/quick.yml"
+        [ -f "$config" ] || { echo "skip $name: no $config"; continue; }
+        output="$benchmark/outputs/quick_$(date +%Y-%m-%d_%Hh%Mm%S).parquet"
+        echo "=== $name: benchopt run --config $config"
+        benchopt run "$benchmark" --config "$config" --no-plot --output "$output"
+        results+=("$output")
+    fi
+done
+if [ "${#results[@]}" -eq 0 ]; then
+    echo "error: no result file to build the site from" >&2
+    exit 1
+fi
+python ci/build_site.py --site "$site" "${results[@]}"
