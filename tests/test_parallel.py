@@ -54,17 +54,22 @@ def dask_cluster(tmp_path):
     scheduler's address and a connected client."""
     distributed = pytest.importorskip(
         "distributed", reason="dask is not installed: pip install -e '.[dask]'")
+    import dask
     scheduler_file = tmp_path / "scheduler.json"
     logs = tmp_path / "logs"
     logs.mkdir()
     processes = []
     start_tiny_runs("unrolling")  # the sequential run to compare with, meanwhile
 
+    # dask's scratch files in the test's folder, not in /tmp/dask-scratch-space.
+    scratch = str(tmp_path / "dask-scratch")
+    env = {**os.environ, "DASK_TEMPORARY_DIRECTORY": scratch}
+
     def start(name, *args):
         with open(logs / f"{name}.log", "w") as log:
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", *args], cwd=tmp_path, stdout=log,
-                stderr=subprocess.STDOUT))
+                stderr=subprocess.STDOUT, env=env))
 
     def log_tail():
         return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(logs.iterdir()))
@@ -86,8 +91,9 @@ def dask_cluster(tmp_path):
         for name in ("worker-1", "worker-2"):
             start(name, "distributed.cli.dask_worker", address, "--host", "127.0.0.1",
                   "--name", name, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                  "--death-timeout", "60", "--local-directory", str(tmp_path / name))
-        client = distributed.Client(address, timeout=START_TIMEOUT)
+                  "--death-timeout", "60")
+        with dask.config.set({"temporary-directory": scratch}):
+            client = distributed.Client(address, timeout=START_TIMEOUT)
         try:
             client.wait_for_workers(2, timeout=max(1.0, deadline - time.monotonic()))
         except TimeoutError:
