@@ -1,28 +1,32 @@
 """Speed of the unrolled networks and of their training (printed, not a test).
 
     .venv/bin/python benchmarks/unrolling_speed.py [--device cpu] [--repeats 5]
+        [--only forward_small,train_constrained,...]
 
 One line per measurement, ``name: value unit``; lines starting with ``#`` are
-notes. Every time is the median of ``--repeats`` runs after a warm-up run,
-with the device synchronized before each clock read; torch keeps its default
-number of threads.
+notes. Every time is a median over ``--repeats`` runs (``3 x --repeats`` for
+the forward passes) after warm-up runs, with the device synchronized before
+each clock read; torch keeps its default number of threads. The machine
+should be otherwise idle: on a shared CPU the numbers mean little.
 
 - ``matmul_MxKxN``: speed of ``torch.matmul`` of an ``(M, K)`` by a ``(K, N)``
   matrix, at the shapes the networks and their training use.
 - ``forward_<network>_n.._m.._L.._N..``: a no-grad forward pass over N
-  signals, and its ratio to the bare ``torch.matmul`` calls the network has to
-  make. Since ``z_0 = 0``, the first layer needs no product with ``z``:
-  (F)ISTA ``(N, n) @ (n, m)`` then ``L - 1`` times ``(N, m) @ (m, m)``; LISTA
-  ``(N, n) @ (n, L m)`` (all layers at once) then ``L - 1`` times
-  ``(N, m) @ (m, m)`` with one matrix per layer; LISTA-CP, ALISTA, SLISTA
-  ``(N, n) @ (n, m)`` then ``L - 1`` times ``(N, m) @ (m, n)`` and
-  ``(N, n) @ (n, m)``.
+  signals, and its ratio to the bare ``torch.matmul`` calls the network has
+  to make (median over pairs of runs, one after the other). Since ``z_0 = 0``,
+  the first layer needs no product with ``z``: (F)ISTA ``(N, n) @ (n, m)``
+  then ``L - 1`` times ``(N, m) @ (m, m)``; LISTA ``(N, n) @ (n, L m)`` (all
+  layers at once) then ``L - 1`` times ``(N, m) @ (m, m)`` with one matrix per
+  layer; LISTA-CP, ALISTA, SLISTA ``(N, n) @ (n, m)`` then ``L - 1`` times
+  ``(N, m) @ (m, n)`` and ``(N, n) @ (n, m)``.
 - ``train_<trainer>_n.._m.._L.._batch..``: training throughput in signals per
   second, timed one epoch at a time over a training set of ``--n-train``
   signals (the constrained trainer's end-of-epoch dual update, a no-grad
-  forward pass over the whole training set, is included). With it, the
-  matmul-bound ceiling: the FLOPs of the matrix products of one epoch (see
-  ``training_products``) timed at the measured matmul speeds.
+  forward pass over the whole training set, is included; ``_dual_update_pass``
+  and ``_without_dual_pass`` give it apart). With it, the matmul-bound
+  ceiling: the FLOPs of the matrix products of one epoch (see
+  ``training_products``) timed at the measured matmul speeds, and the time of
+  one Adam step.
 """
 import argparse
 import statistics
@@ -152,19 +156,19 @@ def bench_forward(size, N, L, device, repeats):
             with torch.no_grad():
                 network(X)
 
-        # interleaved, so that a slow spell of the machine hits both
+        # 3 x repeats pairs of runs, one after the other, so that a slow spell
+        # of the machine hits both; the ratio is the median of the pairs'
         median_time(forward, device, 0, warmup=3)
         median_time(bare, device, 0, warmup=3)
         network_times, bare_times = [], []
-        for _ in range(repeats):
+        for _ in range(3 * repeats):
             network_times.append(median_time(forward, device, 1, warmup=0))
             bare_times.append(median_time(bare, device, 1, warmup=0))
-        t_network = statistics.median(network_times)
-        t_bare = statistics.median(bare_times)
+        ratio = statistics.median(a / b for a, b in zip(network_times, bare_times))
         tag = f"{name}_n{n}_m{m}_L{L}_N{N}"
-        report(f"forward_{tag}", 1e3 * t_network, "ms")
-        report(f"matmul_reference_{tag}", 1e3 * t_bare, "ms")
-        report(f"forward_{tag}_ratio_to_matmul", t_network / t_bare, "x", ".2f")
+        report(f"forward_{tag}", 1e3 * statistics.median(network_times), "ms")
+        report(f"matmul_reference_{tag}", 1e3 * statistics.median(bare_times), "ms")
+        report(f"forward_{tag}_ratio_to_matmul", ratio, "x", ".2f")
 
 
 # ---------------------------------------------------------------------------

@@ -93,6 +93,47 @@ def test_output_shape_and_zero_start(problem, network_class, dtype):
     assert iterates[1:].abs().sum() > 0
 
 
+@pytest.mark.parametrize("network_class", ALL_NETWORKS)
+def test_inference_path_equals_autograd_path(problem, network_class):
+    """Without autograd the iterates are computed in place in the output
+    tensor; the values must be those of the recorded path."""
+    D, X, lmbd, _ = problem
+    network = network_class(D, lmbd, 6)
+    with torch.no_grad():
+        # perturb every weight, so that no layer equals its neighbor
+        for parameter in network.parameters():
+            parameter.mul_(1 + 0.1 * torch.rand(parameter.shape, dtype=parameter.dtype))
+        inference = network(X)
+    recorded = network(X.clone().requires_grad_())
+    assert recorded.requires_grad
+    torch.testing.assert_close(inference, recorded.detach(), rtol=1e-12, atol=1e-14)
+
+
+class _HalfStepISTA(ISTA):
+    """A network as a user writes one: ``preactivation`` returns a new tensor
+    and ignores ``out``, layer 0 is not special-cased."""
+
+    def preactivation(self, index, z, z_previous, terms, out):
+        return z - 0.5 * (z - torch.addmm(terms, z, self.W_z.T))
+
+
+def test_user_network_without_in_place_support(problem):
+    D, X, lmbd, _ = problem
+    network = _HalfStepISTA(D, lmbd, 5)
+    step = 1 / lipschitz_constant(D).item()
+    z, expected = torch.zeros(30, 50, dtype=torch.float64), [torch.zeros(30, 50)]
+    for _ in range(5):
+        u = z - 0.5 * step * (z @ D.T - X) @ D
+        z = torch.sign(u) * torch.clamp(u.abs() - step * lmbd, min=0)
+        expected.append(z)
+    with torch.no_grad():
+        inference = network(X)
+    recorded = network(X.clone().requires_grad_())
+    torch.testing.assert_close(inference, torch.stack(expected).to(inference),
+                               rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(recorded.detach(), inference, rtol=1e-12, atol=1e-14)
+
+
 def test_ista_objective_decreases_monotonically(problem):
     D, X, lmbd, z_star = problem
     with torch.no_grad():

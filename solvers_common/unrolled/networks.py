@@ -29,14 +29,18 @@ def check_network_parameters(D, lmbd, n_layers):
 class UnrolledNetwork(nn.Module):
     """Base class: runs the layers and stacks the iterates.
 
-    Subclasses define ``layer(index, z, z_previous, input_terms)`` and optionally
-    ``input_terms(x)``, the products with ``x`` shared by all layers, computed
-    once per forward pass.
+    A subclass defines its layers through three methods:
 
-    The networks of this module also define ``_layer_plan(x)``, the same layers
-    split into a pre-activation and a soft-thresholding, which lets ``forward``
-    skip the products with ``z_0 = 0`` and, when no gradient is needed, write
-    the iterates in place into the output tensor (same values).
+    - ``prepare(x)``: what all layers of one forward pass share (the products
+      with ``x``, per-layer views of the weights), passed to the other two;
+    - ``preactivation(index, z, z_previous, prepared, out)``: the argument of
+      the soft-thresholding of layer ``index`` (0-based), computed from the
+      current and previous iterates; at ``index = 0`` both are ``z_0 = 0``,
+      so a network may skip its products with them. When ``out`` is not
+      None the result may be written into it (no autograd is recorded then);
+    - ``thresholds(prepared)``: the ``L`` thresholds, one per layer.
+
+    Layer ``l`` is then ``z_{l+1} = ST(preactivation(l, z_l, z_{l-1}), theta_l)``.
     """
 
     def __init__(self, n_layers, n_atoms):
@@ -44,24 +48,14 @@ class UnrolledNetwork(nn.Module):
         self.n_layers = int(n_layers)
         self.n_atoms = int(n_atoms)
 
-    def input_terms(self, x):
+    def prepare(self, x):
         return x
 
-    def layer(self, index, z, z_previous, terms):
+    def preactivation(self, index, z, z_previous, prepared, out):
         raise NotImplementedError
 
-    def _layer_plan(self, x):
-        """``(preactivation, thresholds)`` for one forward pass on ``x``, or
-        None to run ``layer``: layer ``l`` is ``ST(preactivation(l, z,
-        z_previous, out), thresholds[l])``; ``preactivation`` is called with
-        ``z = z_previous = None`` for ``l = 0`` (``z_0 = 0``) and writes its
-        result into ``out`` when ``out`` is not None."""
-        return None
-
-    def _plan_matches_layer(self, owner):
-        """Whether ``owner._layer_plan`` describes this network's layers, that
-        is, whether ``layer`` was not overridden below ``owner``."""
-        return type(self).layer is owner.layer
+    def thresholds(self, prepared):
+        raise NotImplementedError
 
     def _needs_grad(self, x):
         return torch.is_grad_enabled() and (
@@ -79,36 +73,25 @@ class UnrolledNetwork(nn.Module):
                 f"x has dimension {x.shape[-1]} but the network expects signals "
                 f"of dimension {self.input_size}."
             )
-        plan = self._layer_plan(x)
-        if plan is None:
-            return self._forward_layers(x, iterate_noise)
-        preactivation, thresholds = plan
+        prepared = self.prepare(x)
+        thresholds = self.thresholds(prepared)
         if iterate_noise is None and not self._needs_grad(x):
-            # Inference: every iterate is computed in its slice of the output.
+            # Inference: each iterate is computed in place in its slice of
+            # the output, which saves the copies of a final stack.
             iterates = x.new_empty(self.n_layers + 1, x.shape[0], self.n_atoms)
             z = z_previous = iterates[0].zero_()
             for index in range(self.n_layers):
                 out = iterates[index + 1]
-                preactivation(index, *((z, z_previous) if index else (None, None)), out)
+                u = self.preactivation(index, z, z_previous, prepared, out)
+                if u is not out:
+                    out.copy_(u)
                 z_previous, z = z, _soft_threshold_(out, thresholds[index])
             return iterates
         z = z_previous = x.new_zeros(x.shape[0], self.n_atoms)
         iterates = [z]
         for index in range(self.n_layers):
-            u = preactivation(index, *((z, z_previous) if index else (None, None)), None)
+            u = self.preactivation(index, z, z_previous, prepared, None)
             z_previous, z = z, soft_threshold(u, thresholds[index])
-            if iterate_noise is not None:
-                z = iterate_noise(index + 1, z)
-            iterates.append(z)
-        return torch.stack(iterates)
-
-    def _forward_layers(self, x, iterate_noise):
-        terms = self.input_terms(x)
-        z = x.new_zeros(x.shape[0], self.n_atoms)
-        z_previous = z
-        iterates = [z]
-        for index in range(self.n_layers):
-            z_previous, z = z, self.layer(index, z, z_previous, terms)
             if iterate_noise is not None:
                 z = iterate_noise(index + 1, z)
             iterates.append(z)
@@ -143,23 +126,16 @@ class ISTA(UnrolledNetwork):
         self.register_buffer("W_x", step * D.T)
         self.register_buffer("threshold", step * lmbd)
 
-    def input_terms(self, x):
+    def prepare(self, x):
         return x @ self.W_x.T
 
-    def layer(self, index, z, z_previous, terms):
-        return soft_threshold(torch.addmm(terms, z, self.W_z.T), self.threshold)
+    def preactivation(self, index, z, z_previous, terms, out):
+        if index == 0:  # W_z z_0 = 0
+            return _into(out, terms)
+        return torch.addmm(terms, z, self.W_z.T, out=out)
 
-    def _layer_plan(self, x):
-        return self._ista_plan(x) if self._plan_matches_layer(ISTA) else None
-
-    def _ista_plan(self, x):
-        terms, W_z = self.input_terms(x), self.W_z.T
-
-        def preactivation(index, z, z_previous, out):
-            if index == 0:  # W_z z_0 = 0
-                return _into(out, terms)
-            return torch.addmm(terms, z, W_z, out=out)
-        return preactivation, (self.threshold,) * self.n_layers
+    def thresholds(self, prepared):
+        return (self.threshold,) * self.n_layers
 
 
 class FISTA(ISTA):
@@ -174,25 +150,14 @@ class FISTA(ISTA):
         momentum = [(t[k - 1] - 1) / t[k] if k > 0 else 0.0 for k in range(n_layers)]
         self.register_buffer("momentum", torch.tensor(momentum, dtype=D.dtype))
 
-    def layer(self, index, z, z_previous, terms):
-        y = z + self.momentum[index] * (z - z_previous)
-        return super().layer(index, y, None, terms)
-
-    def _layer_plan(self, x):
-        if not self._plan_matches_layer(FISTA):
-            return None
-        ista_preactivation, thresholds = self._ista_plan(x)
-        momentum = self.momentum.unbind(0)
-
-        def preactivation(index, z, z_previous, out):
-            if index == 0:  # y_0 = z_0 = 0
-                return ista_preactivation(0, None, None, out)
-            if out is None:
-                y = z + momentum[index] * (z - z_previous)
-            else:  # the same operations, in place on a temporary
-                y = torch.sub(z, z_previous).mul_(momentum[index]).add_(z)
-            return ista_preactivation(index, y, None, out)
-        return preactivation, thresholds
+    def preactivation(self, index, z, z_previous, terms, out):
+        if index == 0:  # y_0 = z_0 = 0
+            return super().preactivation(0, z, z_previous, terms, out)
+        if out is None:
+            y = z + self.momentum[index] * (z - z_previous)
+        else:  # the same operations, in place on a temporary
+            y = torch.sub(z, z_previous).mul_(self.momentum[index]).add_(z)
+        return super().preactivation(index, y, None, terms, out)
 
 
 class LISTA(ISTA):
@@ -225,29 +190,24 @@ class LISTA(ISTA):
         self.W_x = nn.Parameter(W_x)
         self.threshold = nn.Parameter(threshold)
 
-    def input_terms(self, x):
-        # One product for all layers: (N, n) @ (n, L m) -> (N, L, m).
+    def prepare(self, x):
+        # One product for all layers, (N, n) @ (n, L m), split per layer.
+        # The per-layer views are taken once: their gradients are gathered by
+        # one stack in the backward pass, where indexing in every layer would
+        # add up L zero-padded copies of the whole weight tensor (this halves
+        # the training throughput at n = 1024, m = 1228).
         L, m, n = self.W_x.shape
-        return (x @ self.W_x.reshape(L * m, n).T).reshape(x.shape[0], L, m)
+        terms = (x @ self.W_x.reshape(L * m, n).T).reshape(x.shape[0], L, m)
+        return terms.unbind(1), self.W_z.unbind(0)
 
-    def layer(self, index, z, z_previous, terms):
-        return soft_threshold(torch.addmm(terms[:, index], z, self.W_z[index].T),
-                              self.threshold[index])
+    def preactivation(self, index, z, z_previous, prepared, out):
+        terms, W_z = prepared
+        if index == 0:  # W_z^0 z_0 = 0
+            return _into(out, terms[0])
+        return torch.addmm(terms[index], z, W_z[index].T, out=out)
 
-    def _layer_plan(self, x):
-        if not self._plan_matches_layer(LISTA) or self.n_layers == 1:
-            # (with one layer, W_z would get no gradient at all instead of 0)
-            return None
-        # Views of each layer's slices taken once: their gradients are
-        # gathered by one stack in the backward pass, where indexing in every
-        # layer would add up L zero-padded copies of the whole tensor.
-        terms, W_z = self.input_terms(x).unbind(1), self.W_z.unbind(0)
-
-        def preactivation(index, z, z_previous, out):
-            if index == 0:  # W_z^0 z_0 = 0
-                return _into(out, terms[0])
-            return torch.addmm(terms[index], z, W_z[index].T, out=out)
-        return preactivation, self.threshold.unbind(0)
+    def thresholds(self, prepared):
+        return self.threshold.unbind(0)
 
 
 class _ResidualNetwork(UnrolledNetwork):
@@ -275,19 +235,17 @@ class LISTACP(_ResidualNetwork):
         self.threshold = nn.Parameter(
             torch.full((n_layers,), lmbd / self.lipschitz, dtype=D.dtype, device=D.device))
 
-    def layer(self, index, z, z_previous, x):
-        return soft_threshold(z - self.residual(z, x) @ self.W[index], self.threshold[index])
+    def prepare(self, x):
+        return x, self.W.unbind(0)
 
-    def _layer_plan(self, x):
-        if not self._plan_matches_layer(LISTACP):
-            return None
-        W = self.W.unbind(0)
+    def preactivation(self, index, z, z_previous, prepared, out):
+        x, W = prepared
+        if index == 0:  # z_0 - (D z_0 - x) W^0 = x W^0
+            return torch.matmul(x, W[0], out=out)
+        return torch.sub(z, self.residual(z, x) @ W[index], out=out)
 
-        def preactivation(index, z, z_previous, out):
-            if index == 0:  # z_0 - (D z_0 - x) W^0 = x W^0
-                return torch.matmul(x, W[0], out=out)
-            return torch.sub(z, self.residual(z, x) @ W[index], out=out)
-        return preactivation, self.threshold.unbind(0)
+    def thresholds(self, prepared):
+        return self.threshold.unbind(0)
 
 
 def analytic_weight_matrix(D):
@@ -319,20 +277,17 @@ class ALISTA(_ResidualNetwork):
         self.step = nn.Parameter(step.expand(n_layers).clone())
         self.threshold = nn.Parameter((step * lmbd).expand(n_layers).clone())
 
-    def layer(self, index, z, z_previous, x):
-        return soft_threshold(z - self.step[index] * (self.residual(z, x) @ self.W),
-                              self.threshold[index])
+    def prepare(self, x):
+        return x, self.step.unbind(0)
 
-    def _layer_plan(self, x):
-        if not self._plan_matches_layer(ALISTA):
-            return None
-        step = self.step.unbind(0)
+    def preactivation(self, index, z, z_previous, prepared, out):
+        x, step = prepared
+        if index == 0:  # z_0 - gamma^0 (D z_0 - x) W = gamma^0 x W
+            return torch.mul(step[0], x @ self.W, out=out)
+        return torch.sub(z, step[index] * (self.residual(z, x) @ self.W), out=out)
 
-        def preactivation(index, z, z_previous, out):
-            if index == 0:  # z_0 - gamma^0 (D z_0 - x) W = gamma^0 x W
-                return torch.mul(step[0], x @ self.W, out=out)
-            return torch.sub(z, step[index] * (self.residual(z, x) @ self.W), out=out)
-        return preactivation, self.threshold.unbind(0)
+    def thresholds(self, prepared):
+        return self.threshold.unbind(0)
 
 
 class SLISTA(_ResidualNetwork):
@@ -346,17 +301,14 @@ class SLISTA(_ResidualNetwork):
         self.step = nn.Parameter(
             torch.full((n_layers,), 1 / self.lipschitz, dtype=D.dtype, device=D.device))
 
-    def layer(self, index, z, z_previous, x):
-        step = self.step[index]
-        return soft_threshold(z - step * (self.residual(z, x) @ self.D), step * self.lmbd)
+    def prepare(self, x):
+        return x, self.step.unbind(0)
 
-    def _layer_plan(self, x):
-        if not self._plan_matches_layer(SLISTA):
-            return None
-        step = self.step.unbind(0)
+    def preactivation(self, index, z, z_previous, prepared, out):
+        x, step = prepared
+        if index == 0:  # z_0 - a^0 D^T (D z_0 - x) = a^0 D^T x
+            return torch.mul(step[0], x @ self.D, out=out)
+        return torch.sub(z, step[index] * (self.residual(z, x) @ self.D), out=out)
 
-        def preactivation(index, z, z_previous, out):
-            if index == 0:  # z_0 - a^0 D^T (D z_0 - x) = a^0 D^T x
-                return torch.mul(step[0], x @ self.D, out=out)
-            return torch.sub(z, step[index] * (self.residual(z, x) @ self.D), out=out)
-        return preactivation, (self.step * self.lmbd).unbind(0)
+    def thresholds(self, prepared):
+        return (self.step * self.lmbd).unbind(0)
