@@ -95,8 +95,8 @@ def test_output_shape_and_zero_start(problem, network_class, dtype):
 
 @pytest.mark.parametrize("network_class", ALL_NETWORKS)
 def test_inference_path_equals_autograd_path(problem, network_class):
-    """Without autograd the iterates are computed in place in the output
-    tensor; the values must be those of the recorded path."""
+    """Without autograd the soft-thresholding is one softshrink kernel; the
+    values must be those of the recorded path."""
     D, X, lmbd, _ = problem
     network = network_class(D, lmbd, 6)
     with torch.no_grad():
@@ -110,14 +110,13 @@ def test_inference_path_equals_autograd_path(problem, network_class):
 
 
 class _HalfStepISTA(ISTA):
-    """A network as a user writes one: ``preactivation`` returns a new tensor
-    and ignores ``out``, layer 0 is not special-cased."""
+    """A network as a user writes one, layer 0 not special-cased."""
 
-    def preactivation(self, index, z, z_previous, terms, out):
+    def preactivation(self, index, z, z_previous, terms):
         return z - 0.5 * (z - torch.addmm(terms, z, self.W_z.T))
 
 
-def test_user_network_without_in_place_support(problem):
+def test_user_written_network(problem):
     D, X, lmbd, _ = problem
     network = _HalfStepISTA(D, lmbd, 5)
     step = 1 / lipschitz_constant(D).item()

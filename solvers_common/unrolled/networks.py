@@ -33,11 +33,10 @@ class UnrolledNetwork(nn.Module):
 
     - ``prepare(x)``: what all layers of one forward pass share (the products
       with ``x``, per-layer views of the weights), passed to the other two;
-    - ``preactivation(index, z, z_previous, prepared, out)``: the argument of
-      the soft-thresholding of layer ``index`` (0-based), computed from the
+    - ``preactivation(index, z, z_previous, prepared)``: the argument of the
+      soft-thresholding of layer ``index`` (0-based), computed from the
       current and previous iterates; at ``index = 0`` both are ``z_0 = 0``,
-      so a network may skip its products with them. When ``out`` is not
-      None the result may be written into it (no autograd is recorded then);
+      so a network may skip its products with them;
     - ``thresholds(prepared)``: the ``L`` thresholds, one per layer.
 
     Layer ``l`` is then ``z_{l+1} = ST(preactivation(l, z_l, z_{l-1}), theta_l)``.
@@ -51,7 +50,7 @@ class UnrolledNetwork(nn.Module):
     def prepare(self, x):
         return x
 
-    def preactivation(self, index, z, z_previous, prepared, out):
+    def preactivation(self, index, z, z_previous, prepared):
         raise NotImplementedError
 
     def thresholds(self, prepared):
@@ -75,39 +74,30 @@ class UnrolledNetwork(nn.Module):
             )
         prepared = self.prepare(x)
         thresholds = self.thresholds(prepared)
-        if iterate_noise is None and not self._needs_grad(x):
-            # Inference: each iterate is computed in place in its slice of
-            # the output, which saves the copies of a final stack.
-            iterates = x.new_empty(self.n_layers + 1, x.shape[0], self.n_atoms)
-            z = z_previous = iterates[0].zero_()
-            for index in range(self.n_layers):
-                out = iterates[index + 1]
-                u = self.preactivation(index, z, z_previous, prepared, out)
-                if u is not out:
-                    out.copy_(u)
-                z_previous, z = z, _soft_threshold_(out, thresholds[index])
-            return iterates
+        threshold = soft_threshold if self._needs_grad(x) else _soft_threshold_no_grad
         z = z_previous = x.new_zeros(x.shape[0], self.n_atoms)
         iterates = [z]
         for index in range(self.n_layers):
-            u = self.preactivation(index, z, z_previous, prepared, None)
-            z_previous, z = z, soft_threshold(u, thresholds[index])
+            u = self.preactivation(index, z, z_previous, prepared)
+            z_previous, z = z, threshold(u, thresholds[index])
             if iterate_noise is not None:
                 z = iterate_noise(index + 1, z)
             iterates.append(z)
         return torch.stack(iterates)
 
 
-def _soft_threshold_(u, threshold):
-    """In-place :func:`soft_threshold` of ``u`` (no autograd), the same
-    operations in the same order: ``sign(u) * relu(|u| - threshold)``."""
-    sign = torch.sign(u)
-    return u.abs_().sub_(threshold).relu_().mul_(sign)
-
-
-def _into(out, value):
-    """``value``, copied into ``out`` when ``out`` is given."""
-    return value if out is None else out.copy_(value)
+def _soft_threshold_no_grad(u, threshold):
+    """:func:`soft_threshold` where no gradient is needed: one ``softshrink``
+    kernel instead of four passes over ``u`` when the threshold is a
+    non-negative scalar, with the same values (``u - t`` above ``t``,
+    ``u + t`` below ``-t``, 0 between; rounding is symmetric in the sign).
+    Reading the threshold waits for the device once per layer, which only
+    evaluation passes pay."""
+    if not torch.is_tensor(threshold) or threshold.numel() == 1:
+        scalar = float(threshold)
+        if scalar >= 0:
+            return torch.nn.functional.softshrink(u, scalar)
+    return soft_threshold(u, threshold)
 
 
 class ISTA(UnrolledNetwork):
@@ -129,10 +119,10 @@ class ISTA(UnrolledNetwork):
     def prepare(self, x):
         return x @ self.W_x.T
 
-    def preactivation(self, index, z, z_previous, terms, out):
+    def preactivation(self, index, z, z_previous, terms):
         if index == 0:  # W_z z_0 = 0
-            return _into(out, terms)
-        return torch.addmm(terms, z, self.W_z.T, out=out)
+            return terms
+        return torch.addmm(terms, z, self.W_z.T)
 
     def thresholds(self, prepared):
         return (self.threshold,) * self.n_layers
@@ -150,14 +140,11 @@ class FISTA(ISTA):
         momentum = [(t[k - 1] - 1) / t[k] if k > 0 else 0.0 for k in range(n_layers)]
         self.register_buffer("momentum", torch.tensor(momentum, dtype=D.dtype))
 
-    def preactivation(self, index, z, z_previous, terms, out):
+    def preactivation(self, index, z, z_previous, terms):
         if index == 0:  # y_0 = z_0 = 0
-            return super().preactivation(0, z, z_previous, terms, out)
-        if out is None:
-            y = z + self.momentum[index] * (z - z_previous)
-        else:  # the same operations, in place on a temporary
-            y = torch.sub(z, z_previous).mul_(self.momentum[index]).add_(z)
-        return super().preactivation(index, y, None, terms, out)
+            return terms
+        y = z + self.momentum[index] * (z - z_previous)
+        return super().preactivation(index, y, None, terms)
 
 
 class LISTA(ISTA):
@@ -200,18 +187,20 @@ class LISTA(ISTA):
         terms = (x @ self.W_x.reshape(L * m, n).T).reshape(x.shape[0], L, m)
         return terms.unbind(1), self.W_z.unbind(0)
 
-    def preactivation(self, index, z, z_previous, prepared, out):
+    def preactivation(self, index, z, z_previous, prepared):
         terms, W_z = prepared
         if index == 0:  # W_z^0 z_0 = 0
-            return _into(out, terms[0])
-        return torch.addmm(terms[index], z, W_z[index].T, out=out)
+            return terms[0]
+        return torch.addmm(terms[index], z, W_z[index].T)
 
     def thresholds(self, prepared):
         return self.threshold.unbind(0)
 
 
 class _ResidualNetwork(UnrolledNetwork):
-    """Layers of the form ``ST(z - step_l W_l^T (D z - x), theta_l)``."""
+    """Layers of the form ``ST(z - W_l^T (D z - x), theta_l)`` with ``W_l``
+    of the shape of ``D`` (the layer's step folded in); the signals are rows,
+    so the layer computes ``z - (z D^T - x) W_l``."""
 
     def __init__(self, D, lmbd, n_layers):
         check_network_parameters(D, lmbd, n_layers)
@@ -220,8 +209,19 @@ class _ResidualNetwork(UnrolledNetwork):
         self.register_buffer("D", D.clone())
         self.lipschitz = float(lipschitz_constant(D))
 
-    def residual(self, z, x):
-        return z @ self.D.T - x
+    def layer_matrices(self):
+        """The ``L`` matrices ``W_l`` of shape ``(n, m)``, steps included."""
+        raise NotImplementedError
+
+    def prepare(self, x):
+        return x, -x, self.layer_matrices()
+
+    def preactivation(self, index, z, z_previous, prepared):
+        x, minus_x, W = prepared
+        if index == 0:  # z_0 - (z_0 D^T - x) W_0 = x W_0
+            return x @ W[0]
+        # z - (z D^T - x) W_l, as two fused multiply-adds
+        return torch.addmm(z, torch.addmm(minus_x, z, self.D.T), W[index], alpha=-1)
 
 
 class LISTACP(_ResidualNetwork):
@@ -235,14 +235,8 @@ class LISTACP(_ResidualNetwork):
         self.threshold = nn.Parameter(
             torch.full((n_layers,), lmbd / self.lipschitz, dtype=D.dtype, device=D.device))
 
-    def prepare(self, x):
-        return x, self.W.unbind(0)
-
-    def preactivation(self, index, z, z_previous, prepared, out):
-        x, W = prepared
-        if index == 0:  # z_0 - (D z_0 - x) W^0 = x W^0
-            return torch.matmul(x, W[0], out=out)
-        return torch.sub(z, self.residual(z, x) @ W[index], out=out)
+    def layer_matrices(self):
+        return self.W.unbind(0)
 
     def thresholds(self, prepared):
         return self.threshold.unbind(0)
@@ -277,14 +271,8 @@ class ALISTA(_ResidualNetwork):
         self.step = nn.Parameter(step.expand(n_layers).clone())
         self.threshold = nn.Parameter((step * lmbd).expand(n_layers).clone())
 
-    def prepare(self, x):
-        return x, self.step.unbind(0)
-
-    def preactivation(self, index, z, z_previous, prepared, out):
-        x, step = prepared
-        if index == 0:  # z_0 - gamma^0 (D z_0 - x) W = gamma^0 x W
-            return torch.mul(step[0], x @ self.W, out=out)
-        return torch.sub(z, step[index] * (self.residual(z, x) @ self.W), out=out)
+    def layer_matrices(self):
+        return (self.step[:, None, None] * self.W).unbind(0)
 
     def thresholds(self, prepared):
         return self.threshold.unbind(0)
@@ -301,14 +289,8 @@ class SLISTA(_ResidualNetwork):
         self.step = nn.Parameter(
             torch.full((n_layers,), 1 / self.lipschitz, dtype=D.dtype, device=D.device))
 
-    def prepare(self, x):
-        return x, self.step.unbind(0)
-
-    def preactivation(self, index, z, z_previous, prepared, out):
-        x, step = prepared
-        if index == 0:  # z_0 - a^0 D^T (D z_0 - x) = a^0 D^T x
-            return torch.mul(step[0], x @ self.D, out=out)
-        return torch.sub(z, step[index] * (self.residual(z, x) @ self.D), out=out)
+    def layer_matrices(self):
+        return (self.step[:, None, None] * self.D).unbind(0)
 
     def thresholds(self, prepared):
         return (self.step * self.lmbd).unbind(0)
