@@ -4,7 +4,6 @@ approximates the Lasso solution of held-out test signals.
 F_x(z) = 1/2 ||x - D z||^2 + lmbd ||z||_1, lmbd = lmbd_ratio * lmbd_max,
 lmbd_max = max over training signals of ||D^T x||_inf.
 """
-import numpy as np
 import torch
 from benchopt import BaseObjective
 
@@ -113,7 +112,9 @@ class Objective(BaseObjective):
                     network, self.X_test, self.objective_star_test,
                     iterate_perturbation(L // 2, sigma, self.iterate_noise))
         if multipliers is not None:
-            for layer, nu in enumerate(np.asarray(multipliers, dtype=float), start=1):
+            # A tensor may come on the solver's device: to the CPU first.
+            multipliers = torch.as_tensor(multipliers).detach().to("cpu", torch.float64)
+            for layer, nu in enumerate(multipliers.tolist(), start=1):
                 metrics[f"multiplier_layer_{layer}"] = float(nu)
         return metrics
 

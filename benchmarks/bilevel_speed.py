@@ -20,9 +20,11 @@ parameter):
   mini-batch oracles (what every other problem uses);
 - ``fused``: chunks of 8 iterations of the fused closed forms
   (``solvers_common/bilevel/fused.py``), eager torch;
-- ``compiled``: the same chunks through ``torch.compile`` (C++ kernels on the
-  CPU, a CUDA graph on CUDA). Its compile time is measured with an empty
-  inductor cache (a fresh ``TORCHINDUCTOR_CACHE_DIR``) unless ``--warm-cache``.
+- ``compiled``: the same iteration through ``torch.compile``: on the CPU a
+  ``torch.while_loop`` over each interval of 1024 iterations (the loop in
+  C++ around one fused kernel), on CUDA chunks of 8 replayed as a CUDA
+  graph. Its compile time is measured with an empty inductor cache (a fresh
+  ``TORCHINDUCTOR_CACHE_DIR``) unless ``--warm-cache``.
 
 torch runs on one CPU thread, as the benchmark's objective sets it. Each
 wall-clock time comes with ``..._process_cpu_time``, the CPU time of this

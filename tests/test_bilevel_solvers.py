@@ -295,13 +295,16 @@ def test_fused_iterations_are_the_oracle_iterations(benchmark, name):
         torch.testing.assert_close(value, reference, rtol=1e-12, atol=1e-14)
 
 
-def test_compiled_soba_is_the_fused_soba(benchmark):
-    """torch.compile of a chunk of 2 iterations (short, to compile fast)."""
+@pytest.mark.parametrize("name", ["soba", "saba"])
+def test_compiled_chunks_are_the_fused_iterations(benchmark, name):
+    """torch.compile of the chunk: on the CPU a while loop over a whole
+    evaluation interval, here 8 iterations over 5 blocks, so that a block
+    comes back within one compiled chunk."""
     objective = make_objective(benchmark, "breast_cancer")
-    settings = dict(FUSED_SETTINGS, eval_freq=2)
-    fused = final_iterates(benchmark, objective, "soba", 4, implementation="fused",
+    settings = dict(FUSED_SETTINGS, eval_freq=8)
+    fused = final_iterates(benchmark, objective, name, 3, implementation="fused",
                            **settings)
-    compiled = final_iterates(benchmark, objective, "soba", 4, implementation="compiled",
+    compiled = final_iterates(benchmark, objective, name, 3, implementation="compiled",
                               **settings)
     for reference, value in zip(fused, compiled):
         torch.testing.assert_close(value, reference, rtol=1e-10, atol=1e-12)

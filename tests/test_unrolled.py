@@ -109,6 +109,20 @@ def test_inference_path_equals_autograd_path(problem, network_class):
     torch.testing.assert_close(inference, recorded.detach(), rtol=1e-12, atol=1e-14)
 
 
+def test_diverged_network_is_not_in_the_inference_path(problem):
+    """An infinite step (a diverged training) must give NaN iterates, which
+    benchopt records as a divergence, with or without autograd: soft-
+    thresholding by an infinite threshold must not turn them into zeros."""
+    D, X, lmbd, _ = problem
+    network = SLISTA(D, lmbd, 3)
+    with torch.no_grad():
+        network.step.fill_(math.inf)
+        inference = network(X)
+    recorded = network(X.clone().requires_grad_()).detach()
+    assert torch.isnan(inference[-1]).any()
+    assert torch.equal(torch.isnan(inference), torch.isnan(recorded))
+
+
 class _HalfStepISTA(ISTA):
     """A network as a user writes one, layer 0 not special-cased."""
 

@@ -39,6 +39,12 @@ class BilevelSolver(BaseSolver):
         "device": ["auto"],
         "dtype": ["float32"],
     }
+    # Full-batch solvers: one evaluation per outer iteration, no batch size.
+    full_batch_parameters = {
+        "eval_freq": [1],
+        "device": ["auto"],
+        "dtype": ["float32"],
+    }
     step_size_parameters = ()
     # Full-batch solvers set this to False and have no batch_size parameter.
     stochastic = True

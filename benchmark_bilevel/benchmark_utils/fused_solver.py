@@ -7,13 +7,12 @@ from benchmark_utils.bilevel_solver import BilevelSolver
 from solvers_common.bilevel import LogisticRegressionProblem, fused
 
 IMPLEMENTATIONS = ("oracles", "fused", "compiled")
-# Iterations per call of a fused chunk. The compiled graph unrolls them, so
-# compilation time grows with the chunk, while the fixed cost of a call
-# (20-30 us for a compiled function on the CPU) is shared by more iterations.
-# Measured on 2 shared CPU cores (benchmarks/bilevel_speed.py): 8 iterations
-# compile in about 40 s and run SOBA in 20-30 us per iteration; 16 run SOBA
-# in about 20 us but compile in 50 s, and SABA in up to 3 minutes.
-MAX_CHUNK_LENGTH = 8
+# Iterations per call of an unrolled chunk (eager, and CUDA graphs): a CUDA
+# graph records every iteration, so its compilation grows with the chunk,
+# while the fixed cost of a call is shared by more iterations. Compiled on
+# the CPU, the chunk is a while loop that compiles once for any length: it
+# lasts a whole evaluation interval.
+MAX_UNROLLED_CHUNK_LENGTH = 8
 
 
 class FusedSolver(BilevelSolver):
@@ -21,12 +20,12 @@ class FusedSolver(BilevelSolver):
 
     ``implementation``: ``"oracles"`` runs ``step()`` on the problem's
     oracles (any problem); ``"fused"`` runs chunks of iterations of
-    ``chunk_function`` in eager torch; ``"compiled"`` the same chunks through
+    ``iteration_function`` in eager torch; ``"compiled"`` the same chunks through
     ``torch.compile`` (C++ kernels on the CPU, a CUDA graph on CUDA),
-    compiled in ``warm_up``. Chunks last the largest divisor of
-    ``eval_freq`` up to 8 iterations. Subclasses define ``chunk_function``,
-    ``chunk_steps()`` and, for extra state, ``chunk_arguments()`` and
-    ``store_chunk_result()``."""
+    compiled in ``warm_up``. Subclasses define ``iteration_function`` (one
+    iteration on a carry, see ``solvers_common.bilevel.fused``),
+    ``chunk_steps()`` and, when the carry holds more than the
+    ``fused.State``, ``initial_carry()`` and ``state_of(carry)``."""
 
     def check_parameters(self):
         super().check_parameters()
@@ -43,35 +42,39 @@ class FusedSolver(BilevelSolver):
 
     def set_objective(self, problem):
         super().set_objective(problem)
-        if self.implementation == "compiled":
-            # Once per solver: warm_up's run compiles it, the timed run reuses it.
-            self.compiled_chunk = fused.compile_chunk(type(self).chunk_function, self.device)
-        self.chunk_length = max(length for length in range(1, MAX_CHUNK_LENGTH + 1)
-                                if self.eval_freq % length == 0)
+        # Once per solver: warm_up's run compiles it, the timed run reuses it.
+        compiled = self.implementation == "compiled"
+        self.chunk = fused.chunk_function(type(self).iteration_function, self.device, compiled)
+        if compiled and self.device.type == "cpu":
+            self.chunk_length = self.eval_freq
+        else:
+            self.chunk_length = max(length for length in range(1, MAX_UNROLLED_CHUNK_LENGTH + 1)
+                                    if self.eval_freq % length == 0)
 
     def initialize(self):
         super().initialize()
         if self.implementation != "oracles":
             self.data = fused.logistic_data(self.problem, self.inner_sampler,
                                             self.outer_sampler)
-            self.state = fused.State(self.theta, self.v, self.lmbd,
-                                     torch.zeros((), device=self.device, dtype=self.dtype_))
-            self.mark_static([self.data.inner_features, self.data.outer_features,
-                              *self.data.inner_blocks, *self.data.outer_blocks])
+            self.carry = self.initial_carry(fused.State(
+                self.theta, self.v, self.lmbd,
+                torch.zeros((), device=self.device, dtype=self.dtype_)))
+            if self.implementation == "compiled" and self.device.type == "cuda":
+                # The data keeps its address from call to call: the CUDA graph
+                # reads it in place instead of copying it in at every replay.
+                for tensor in (self.data.inner_features, self.data.outer_features,
+                               *self.data.inner_blocks, *self.data.outer_blocks):
+                    torch._dynamo.mark_static_address(tensor)
 
-    def mark_static(self, tensors):
-        """On CUDA, tell the compiled chunk's CUDA graph that these inputs
-        keep their address from call to call, so that it reads them in place
-        instead of copying them into its own buffers at every replay."""
-        if self.implementation == "compiled" and self.device.type == "cuda":
-            for tensor in tensors:
-                torch._dynamo.mark_static_address(tensor)
+    def initial_carry(self, state):
+        return state
+
+    def state_of(self, carry):
+        return carry
 
     def run_iterations(self, n_iterations):
         if self.implementation == "oracles":
             return super().run_iterations(n_iterations)
-        function = (self.compiled_chunk if self.implementation == "compiled"
-                    else type(self).chunk_function)
         for _ in range(n_iterations // self.chunk_length):
             if self.implementation == "compiled" and self.device.type == "cuda":
                 # The previous replay's outputs (the state) are this one's
@@ -79,17 +82,8 @@ class FusedSolver(BilevelSolver):
                 torch.compiler.cudagraph_mark_step_begin()
             inner_ids = self.inner_sampler.sample_block_ids(self.chunk_length)
             outer_ids = self.outer_sampler.sample_block_ids(self.chunk_length)
-            result = function(*self.chunk_arguments(), self.state, inner_ids, outer_ids,
-                              self.chunk_steps())
-            self.state = self.store_chunk_result(result, inner_ids, outer_ids)
-        self.theta, self.v, self.lmbd = self.state.theta, self.state.v, self.state.lmbd
+            self.carry = self.chunk(self.data, self.carry, inner_ids, outer_ids,
+                                    self.chunk_steps())
+        state = self.state_of(self.carry)
+        self.theta, self.v, self.lmbd = state.theta, state.v, state.lmbd
         self.iteration += n_iterations
-
-    def chunk_arguments(self):
-        """Arguments of ``chunk_function`` before the state."""
-        return (self.data,)
-
-    def store_chunk_result(self, result, inner_ids, outer_ids):
-        """Keep what ``chunk_function`` returned besides the state; return the
-        state."""
-        return result

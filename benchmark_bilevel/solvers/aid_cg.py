@@ -33,9 +33,7 @@ class Solver(BilevelSolver):
     parameters = {
         "step_size": [0.1],
         "tolerance_decrease": ["exponential"],
-        "eval_freq": [1],
-        "device": ["auto"],
-        "dtype": ["float32"],
+        **BilevelSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size",)
     test_config = {"eval_freq": 1}

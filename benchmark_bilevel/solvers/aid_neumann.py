@@ -23,9 +23,7 @@ class Solver(BilevelSolver):
         "outer_ratio": [1.0],
         "n_inner_steps": [10],
         "n_neumann_steps": [10],
-        "eval_freq": [1],
-        "device": ["auto"],
-        "dtype": ["float32"],
+        **BilevelSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps", "n_neumann_steps")
     test_config = {"n_inner_steps": 3, "n_neumann_steps": 3}

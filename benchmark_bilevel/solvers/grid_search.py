@@ -14,9 +14,7 @@ class Solver(BlackBoxSolver):
     parameters = {
         "lmbd_min, lmbd_max": [(-10.0, 2.0)],
         "grid_size": [20],
-        "eval_freq": [1],
-        "device": ["auto"],
-        "dtype": ["float32"],
+        **BlackBoxSolver.full_batch_parameters,
     }
     step_size_parameters = ("grid_size",)
     test_config = {"grid_size": 3}

@@ -1,15 +1,9 @@
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.solver_families import DoubleMomentumSolver
 
-from solvers_common.bilevel import (
-    RecursiveEstimator,
-    StepSizeSchedule,
-    check_fraction,
-    draw_hypergradient_batches,
-    neumann_hypergradient,
-)
+from solvers_common.bilevel import draw_hypergradient_batches, neumann_hypergradient
 
 
-class Solver(BilevelSolver):
+class Solver(DoubleMomentumSolver):
     """MRBO, Momentum-based Recursive Bilevel Optimizer (Yang, Ji and Liang,
     "Provably faster algorithms for bilevel optimization", NeurIPS 2021,
     Algorithm 1).
@@ -26,45 +20,15 @@ class Solver(BilevelSolver):
     beta_k = step_size / (k+1)^(1/3), alpha_k = beta_k / outer_ratio,
     eta = step_size, a_k = momentum / (k+1)^(2/3) (the paper's
     eta_k ~ k^(-1/3) and momentum ~ eta_k^2); reference defaults 0.1, 1,
-    momentum 0.5, Q = n_neumann_steps = 10.
+    momentum 0.5, Q = n_neumann_steps = 10. The loop is
+    benchmark_utils/solver_families.py's DoubleMomentumSolver.
     """
 
     name = "mrbo"
-    parameters = {
-        "step_size": [0.1],
-        "outer_ratio": [1.0],
-        "momentum": [0.5],
-        "n_neumann_steps": [10],
-        **BilevelSolver.common_parameters,
-    }
-    step_size_parameters = ("step_size", "outer_ratio", "n_neumann_steps")
-    test_config = {"batch_size": 16, "eval_freq": 2, "n_neumann_steps": 2}
 
-    def check_parameters(self):
-        super().check_parameters()
-        check_fraction("momentum", self.momentum)
-
-    def initialize(self):
-        self.inner_step = StepSizeSchedule(self.step_size, 1 / 3)
-        self.outer_step = StepSizeSchedule(self.step_size / self.outer_ratio, 1 / 3)
-        self.momentum_weight = StepSizeSchedule(self.momentum, 2 / 3, name="momentum")
-        self.inner_direction, self.outer_direction = RecursiveEstimator(), RecursiveEstimator()
-        self.previous = (self.theta, self.lmbd)
+    def hypergradient_batches(self):
+        return draw_hypergradient_batches(self.inner_sampler, self.outer_sampler,
+                                          self.n_neumann_steps)
 
     def hypergradient(self, theta, lmbd, batches):
         return neumann_hypergradient(self.problem, theta, lmbd, batches, self.step_size)
-
-    def step(self):
-        problem, k = self.problem, self.iteration
-        current, previous = (self.theta, self.lmbd), self.previous
-        inner_batch, _ = self.inner_sampler.sample()
-        batches = draw_hypergradient_batches(self.inner_sampler, self.outer_sampler,
-                                             self.n_neumann_steps)
-        a = self.momentum_weight(k)
-        u = self.inner_direction.update(problem.inner_gradient(*current, inner_batch),
-                                        problem.inner_gradient(*previous, inner_batch), a)
-        w = self.outer_direction.update(self.hypergradient(*current, batches),
-                                        self.hypergradient(*previous, batches), a)
-        self.previous = current
-        self.theta = self.theta - self.inner_step(k) * u
-        self.lmbd = self.lmbd - self.outer_step(k) * w

@@ -13,9 +13,7 @@ class Solver(BlackBoxSolver):
     name = "random_search"
     parameters = {
         "lmbd_min, lmbd_max": [(-10.0, 2.0)],
-        "eval_freq": [1],
-        "device": ["auto"],
-        "dtype": ["float32"],
+        **BlackBoxSolver.full_batch_parameters,
     }
     test_config = {"eval_freq": 1}
 

@@ -28,14 +28,12 @@ class Solver(FusedSolver):
     }
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
-    chunk_function = fused.saba_chunk
+    iteration_function = fused.saba_iteration
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
         super().initialize()
         if self.implementation != "oracles":
-            self.tables = fused.saga_tables(self.data, self.theta.shape[0], self.dtype_)
-            self.mark_static(self.tables)
             return
         options = dict(device=self.device, dtype=self.dtype_)
         inner_weights, outer_weights = self.inner_sampler.weights, self.outer_sampler.weights
@@ -47,16 +45,14 @@ class Solver(FusedSolver):
             grad_lmbd_outer=SagaMemory(outer_weights, self.lmbd.shape, **options),
         )
 
-    def chunk_arguments(self):
-        return self.data, self.tables
+    def initial_carry(self, state):
+        return state, fused.saga_tables(self.data, self.theta.shape[0], self.dtype_)
+
+    def state_of(self, carry):
+        return carry[0]
 
     def chunk_steps(self):
         return fused.Steps(self.step_size, self.step_size / self.outer_ratio, 0.0)
-
-    def store_chunk_result(self, result, inner_ids, outer_ids):
-        state, rows = result
-        fused.store_saga_rows(self.tables, inner_ids, outer_ids, rows)
-        return state
 
     def step(self):
         problem, theta, lmbd, v, memory = (self.problem, self.theta, self.lmbd, self.v,

@@ -33,7 +33,7 @@ class Solver(FusedSolver):
     }
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
-    chunk_function = fused.soba_chunk
+    iteration_function = fused.soba_iteration
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)

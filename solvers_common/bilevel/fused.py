@@ -15,21 +15,30 @@ handed to ``torch.compile`` whole:
   d2_(lmbd,theta) G v = exp(lmbd) theta v needs no data;
 - the mini-batches of the chunk are block numbers drawn beforehand
   (:meth:`MinibatchSampler.sample_block_ids`), turned into rows inside the
-  function through per-block tables of row indices and weights: blocks have
+  iteration through per-block tables of row indices and weights: blocks have
   batch_size or batch_size - 1 rows, so each table row is padded with a
   repeated row of weight 0, and every batch has the same shape;
 - step sizes are computed inside the chunk from the iteration counter, a
   tensor carried in the state, so a decreasing schedule triggers no
   recompilation and no per-chunk Python work.
 
+One iteration is a function of its carry (:func:`soba_iteration`,
+:func:`saba_iteration`); a chunk runs it in a Python loop
+(:func:`python_loop_chunk`: eager torch, and CUDA graphs, which record the
+unrolled loop) or in ``torch.while_loop`` (:func:`while_loop_chunk`: compiled
+on the CPU, the loop is C++ around the iteration's kernels, which compile
+once whatever the chunk's length, so a chunk can last a whole evaluation
+interval).
+
 The iterates are those of the oracle path with the same mini-batches (the
 tests check it to float64 precision); only the order of floating-point
-operations differs. Compiled, the chunk becomes a few C++ loops on the CPU,
-and on CUDA one CUDA graph (see :func:`compile_chunk`).
+operations differs.
 """
+from functools import partial
 from typing import NamedTuple
 
 import torch
+from torch._higher_order_ops.while_loop import while_loop
 
 
 class BlockTable(NamedTuple):
@@ -71,16 +80,18 @@ def logistic_data(problem, inner_sampler, outer_sampler):
                         block_table(outer_sampler, device, dtype))
 
 
-def _chunk_rows(blocks, block_ids):
-    """(row indices (K, rows), row weights (K, rows)) of the chunk's blocks,
-    gathered once per chunk with a 1-d index (a 0-d tensor index would be
-    read back to Python by the compiler)."""
-    return blocks.index[block_ids], blocks.weight[block_ids]
+def _block_rows(blocks, block):
+    """(row indices, row weights) of the block numbered by the 1-element
+    index tensor ``block`` (an index tensor, not a number, so that a compiled
+    loop does not read it back to the host)."""
+    return (torch.index_select(blocks.index, 0, block)[0],
+            torch.index_select(blocks.weight, 0, block)[0])
 
 
-def inner_oracles(data, theta, lmbd, v, rows, weight):
-    """(grad_theta G, d2_theta G v, d2_(lmbd,theta) G v) on the inner samples
-    ``rows`` with weights ``weight`` (1 / batch size, 0 on padding)."""
+def inner_oracles(data, theta, lmbd, v, block):
+    """(grad_theta G, d2_theta G v, d2_(lmbd,theta) G v) on the inner block
+    ``block`` (rows weighted 1 / batch size, padding 0)."""
+    rows, weight = _block_rows(data.inner_blocks, block)
     Z = data.inner_features[rows]
     # sigmoid(-z^T theta) is minus the derivative of log(1 + exp(-m)) in the
     # margin m = z^T theta; its derivative s (1 - s) is the curvature.
@@ -92,8 +103,9 @@ def inner_oracles(data, theta, lmbd, v, rows, weight):
     return gradient, hessian_v, regularization * theta * v
 
 
-def outer_gradient(data, theta, rows, weight):
-    """grad_theta F on the outer samples ``rows`` (grad_lmbd F is 0)."""
+def outer_gradient(data, theta, block):
+    """grad_theta F on the outer block ``block`` (grad_lmbd F is 0)."""
+    rows, weight = _block_rows(data.outer_blocks, block)
     Z = data.outer_features[rows]
     return (Z * (-weight * torch.sigmoid(-(Z * theta).sum(1)))[:, None]).sum(0)
 
@@ -119,21 +131,15 @@ def _step_sizes(steps, iteration):
     return steps.inner * decay, steps.outer * decay
 
 
-def soba_chunk(data, state, inner_ids, outer_ids, steps):
-    """len(inner_ids) iterations of SOBA (Dagréou et al. 2022, Algorithm 1)
-    from ``state``; returns the new :class:`State`."""
+def soba_iteration(data, steps, state, inner_block, outer_block):
+    """One iteration of SOBA (Dagréou et al. 2022, Algorithm 1, directions of
+    Eq. (5)-(7)); returns the new :class:`State`."""
     theta, v, lmbd, iteration = state
-    inner_rows, inner_weights = _chunk_rows(data.inner_blocks, inner_ids)
-    outer_rows, outer_weights = _chunk_rows(data.outer_blocks, outer_ids)
-    for k in range(inner_ids.shape[0]):
-        rho, gamma = _step_sizes(steps, iteration)
-        gradient, hessian_v, cross_v = inner_oracles(data, theta, lmbd, v, inner_rows[k],
-                                                     inner_weights[k])
-        grad_theta_outer = outer_gradient(data, theta, outer_rows[k], outer_weights[k])
-        theta, v, lmbd = (theta - rho * gradient, v - rho * (hessian_v + grad_theta_outer),
-                          lmbd - gamma * cross_v)
-        iteration = iteration + 1
-    return State(theta, v, lmbd, iteration)
+    rho, gamma = _step_sizes(steps, iteration)
+    gradient, hessian_v, cross_v = inner_oracles(data, theta, lmbd, v, inner_block)
+    grad_theta_outer = outer_gradient(data, theta, outer_block)
+    return State(theta - rho * gradient, v - rho * (hessian_v + grad_theta_outer),
+                 lmbd - gamma * cross_v, iteration + 1)
 
 
 class SagaTables(NamedTuple):
@@ -157,74 +163,74 @@ def saga_tables(data, dim, dtype):
                       zeros(4))
 
 
-def _saga_step(rows, ids, k, share, average, value):
+def _saga_step(table, block, share, average, value):
     """SAGA's direction value - table[i] + average (Defazio et al. 2014) for
-    the k-th block of the chunk, as :class:`SagaMemory.direction`, on the
-    chunk's copy ``rows`` of its table rows (K, dim): returns (direction,
-    new average, new rows). The new value goes to every row of the chunk
-    that holds the same block (a block can come back within a chunk across
-    an epoch boundary), so later reads see it and all copies of a block end
-    equal."""
-    difference = value - rows[k]
-    rows = torch.where((ids == ids[k])[:, None], value, rows)
-    return difference + average, average + share * difference, rows
+    block i, as :class:`SagaMemory.direction`, without writing to its inputs:
+    returns (direction, new average, new table)."""
+    difference = value - torch.index_select(table, 0, block)[0]
+    return (difference + average, average + share * difference,
+            table.index_copy(0, block, value[None]))
 
 
-def saba_chunk(data, tables, state, inner_ids, outer_ids, steps):
-    """len(inner_ids) iterations of SABA (Dagréou et al. 2022, Algorithm 2)
-    from ``state``; returns the new :class:`State` and the chunk's table rows
-    and averages, ``(gradient, hessian_v, cross_v, outer_gradient)`` rows and
-    (4, dim) averages, for :func:`store_saga_rows`. The function does not
-    write to its inputs (what a CUDA graph replays best)."""
-    theta, v, lmbd, iteration = state
-    inner_rows, inner_weights = _chunk_rows(data.inner_blocks, inner_ids)
-    outer_rows, outer_weights = _chunk_rows(data.outer_blocks, outer_ids)
-    inner_shares = data.inner_blocks.share[inner_ids]
-    outer_shares = data.outer_blocks.share[outer_ids]
-    gradient_rows, hessian_rows = tables.gradient[inner_ids], tables.hessian_v[inner_ids]
-    cross_rows, outer_rows_table = tables.cross_v[inner_ids], tables.outer_gradient[outer_ids]
+def saba_iteration(data, steps, carry, inner_block, outer_block):
+    """One iteration of SABA (Dagréou et al. 2022, Algorithm 2): SOBA's
+    directions replaced by their SAGA estimates. ``carry`` is ``(State,
+    SagaTables)``; returns the new one."""
+    (theta, v, lmbd, iteration), tables = carry
+    rho, gamma = _step_sizes(steps, iteration)
+    gradient, hessian_v, cross_v = inner_oracles(data, theta, lmbd, v, inner_block)
+    grad_theta_outer = outer_gradient(data, theta, outer_block)
+    inner_share = torch.index_select(data.inner_blocks.share, 0, inner_block)[0]
+    outer_share = torch.index_select(data.outer_blocks.share, 0, outer_block)[0]
     average_gradient, average_hessian, average_cross, average_outer = tables.averages
-    for k in range(inner_ids.shape[0]):
-        rho, gamma = _step_sizes(steps, iteration)
-        gradient, hessian_v, cross_v = inner_oracles(data, theta, lmbd, v, inner_rows[k],
-                                                     inner_weights[k])
-        grad_theta_outer = outer_gradient(data, theta, outer_rows[k], outer_weights[k])
-        share = inner_shares[k]
-        gradient, average_gradient, gradient_rows = _saga_step(
-            gradient_rows, inner_ids, k, share, average_gradient, gradient)
-        hessian_v, average_hessian, hessian_rows = _saga_step(
-            hessian_rows, inner_ids, k, share, average_hessian, hessian_v)
-        cross_v, average_cross, cross_rows = _saga_step(
-            cross_rows, inner_ids, k, share, average_cross, cross_v)
-        grad_theta_outer, average_outer, outer_rows_table = _saga_step(
-            outer_rows_table, outer_ids, k, outer_shares[k], average_outer, grad_theta_outer)
-        theta, v, lmbd = (theta - rho * gradient, v - rho * (hessian_v + grad_theta_outer),
-                          lmbd - gamma * cross_v)
-        iteration = iteration + 1
+    gradient, average_gradient, gradient_table = _saga_step(
+        tables.gradient, inner_block, inner_share, average_gradient, gradient)
+    hessian_v, average_hessian, hessian_table = _saga_step(
+        tables.hessian_v, inner_block, inner_share, average_hessian, hessian_v)
+    cross_v, average_cross, cross_table = _saga_step(
+        tables.cross_v, inner_block, inner_share, average_cross, cross_v)
+    grad_theta_outer, average_outer, outer_table = _saga_step(
+        tables.outer_gradient, outer_block, outer_share, average_outer, grad_theta_outer)
+    state = State(theta - rho * gradient, v - rho * (hessian_v + grad_theta_outer),
+                  lmbd - gamma * cross_v, iteration + 1)
     averages = torch.stack((average_gradient, average_hessian, average_cross, average_outer))
-    return (State(theta, v, lmbd, iteration),
-            (gradient_rows, hessian_rows, cross_rows, outer_rows_table, averages))
+    return state, SagaTables(gradient_table, hessian_table, cross_table, outer_table, averages)
 
 
-def store_saga_rows(tables, inner_ids, outer_ids, rows):
-    """Write a chunk's rows and averages (from :func:`saba_chunk`) back to
-    the tables; copies of one block hold the same value, so the order of
-    the writes does not matter."""
-    gradient_rows, hessian_rows, cross_rows, outer_rows, averages = rows
-    tables.gradient.index_copy_(0, inner_ids, gradient_rows)
-    tables.hessian_v.index_copy_(0, inner_ids, hessian_rows)
-    tables.cross_v.index_copy_(0, inner_ids, cross_rows)
-    tables.outer_gradient.index_copy_(0, outer_ids, outer_rows)
-    tables.averages.copy_(averages)
+def python_loop_chunk(iteration, data, carry, inner_ids, outer_ids, steps):
+    """len(inner_ids) iterations of ``iteration`` from ``carry``, in a
+    Python loop (unrolled when compiled)."""
+    for k in range(inner_ids.shape[0]):
+        carry = iteration(data, steps, carry, inner_ids[k:k + 1], outer_ids[k:k + 1])
+    return carry
 
 
-def compile_chunk(function, device):
-    """``function`` through ``torch.compile`` for a fixed chunk length (the
-    loop over the chunk unrolls into one graph). On the CPU, inductor's C++
-    wrapper calls the generated kernels without Python in between; on CUDA,
-    the chunk is replayed as one CUDA graph."""
+def while_loop_chunk(iteration, data, carry, inner_ids, outer_ids, steps):
+    """The same iterations in ``torch.while_loop``, whose body compiles once
+    whatever the number of iterations."""
+    n_iterations = inner_ids.shape[0]
+
+    def condition(k, carry):
+        return k < n_iterations
+
+    def body(k, carry):
+        k_index = k.reshape(1)
+        return k + 1, iteration(data, steps, carry, torch.index_select(inner_ids, 0, k_index),
+                                torch.index_select(outer_ids, 0, k_index))
+    start = torch.zeros((), dtype=torch.int64, device=inner_ids.device)
+    return while_loop(condition, body, (start, carry))[1]
+
+
+def chunk_function(iteration, device, compiled):
+    """The chunk runner of ``iteration`` for ``device``: eager (a Python
+    loop), or through ``torch.compile``: on the CPU the ``while_loop`` with
+    inductor's C++ wrapper, so that no Python runs between iterations; on
+    CUDA the unrolled loop replayed as one CUDA graph (a while loop would
+    read its condition back to the host at every iteration)."""
+    if not compiled:
+        return partial(python_loop_chunk, iteration)
     if torch.device(device).type == "cuda":
-        return torch.compile(function, fullgraph=True, dynamic=False,
-                             options={"triton.cudagraphs": True})
-    return torch.compile(function, fullgraph=True, dynamic=False,
-                         options={"cpp_wrapper": True})
+        return torch.compile(partial(python_loop_chunk, iteration), fullgraph=True,
+                             dynamic=False, options={"triton.cudagraphs": True})
+    return torch.compile(partial(while_loop_chunk, iteration), fullgraph=True,
+                         dynamic=False, options={"cpp_wrapper": True})

@@ -65,10 +65,23 @@ class _BregmanOptimizer(torch.optim.Optimizer):
         if group["regularizer"] is not None:
             group["regularizer"].prox_(params, group["delta"])
 
-    @staticmethod
-    def _with_gradient(group):
-        params = [p for p in group["params"] if p.grad is not None]
-        return params, [p.grad for p in params]
+    def _dual_step(self, params, grads, duals, group):
+        """Move the dual variables ``duals`` of ``params`` along ``-grads``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                duals = self._duals(params, group)
+                self._dual_step(params, [p.grad for p in params], duals, group)
+                self._primal_update(params, duals, group)
+        return loss
 
 
 class LinBreg(_BregmanOptimizer):
@@ -101,28 +114,16 @@ class LinBreg(_BregmanOptimizer):
         super()._check_group(group)
         check_unit_interval("momentum", group["momentum"])
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads = self._with_gradient(group)
-            if not params:
-                continue
-            duals = self._duals(params, group)
-            momentum = group["momentum"]
-            if momentum > 0:
-                buffers = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
-                           for p in params]
-                torch._foreach_mul_(buffers, momentum)
-                torch._foreach_add_(buffers, grads, alpha=(1 - momentum) * group["lr"])
-                torch._foreach_sub_(duals, buffers)
-            else:
-                torch._foreach_add_(duals, grads, alpha=-group["lr"])
-            self._primal_update(params, duals, group)
-        return loss
+    def _dual_step(self, params, grads, duals, group):
+        momentum = group["momentum"]
+        if momentum > 0:
+            buffers = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                       for p in params]
+            torch._foreach_mul_(buffers, momentum)
+            torch._foreach_add_(buffers, grads, alpha=(1 - momentum) * group["lr"])
+            torch._foreach_sub_(duals, buffers)
+        else:
+            torch._foreach_add_(duals, grads, alpha=-group["lr"])
 
 
 class AdaBreg(_BregmanOptimizer):
@@ -163,39 +164,27 @@ class AdaBreg(_BregmanOptimizer):
         check_unit_interval("betas[1]", betas[1])
         check_positive("eps", group["eps"])
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params, grads = self._with_gradient(group)
-            if not params:
-                continue
-            duals = self._duals(params, group)
-            beta1, beta2 = group["betas"]
-            # Adam's bias corrections, per parameter (their step counts may
-            # differ when some parameters had no gradient at some steps).
-            first_moments, second_moments, step_sizes, second_corrections = [], [], [], []
-            for parameter in params:
-                state = self.state[parameter]
-                if "step" not in state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(parameter)
-                    state["exp_avg_sq"] = torch.zeros_like(parameter)
-                state["step"] += 1
-                first_moments.append(state["exp_avg"])
-                second_moments.append(state["exp_avg_sq"])
-                step_sizes.append(-group["lr"] / (1 - beta1 ** state["step"]))
-                second_corrections.append(math.sqrt(1 - beta2 ** state["step"]))
+    def _dual_step(self, params, grads, duals, group):
+        beta1, beta2 = group["betas"]
+        # Adam's bias corrections, per parameter (their step counts may
+        # differ when some parameters had no gradient at some steps).
+        first_moments, second_moments, step_sizes, second_corrections = [], [], [], []
+        for parameter in params:
+            state = self.state[parameter]
+            if "step" not in state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(parameter)
+                state["exp_avg_sq"] = torch.zeros_like(parameter)
+            state["step"] += 1
+            first_moments.append(state["exp_avg"])
+            second_moments.append(state["exp_avg_sq"])
+            step_sizes.append(-group["lr"] / (1 - beta1 ** state["step"]))
+            second_corrections.append(math.sqrt(1 - beta2 ** state["step"]))
 
-            torch._foreach_lerp_(first_moments, grads, 1 - beta1)
-            torch._foreach_mul_(second_moments, beta2)
-            torch._foreach_addcmul_(second_moments, grads, grads, value=1 - beta2)
-            denominators = torch._foreach_sqrt(second_moments)
-            torch._foreach_div_(denominators, second_corrections)
-            torch._foreach_add_(denominators, group["eps"])
-            torch._foreach_addcdiv_(duals, first_moments, denominators, step_sizes)
-            self._primal_update(params, duals, group)
-        return loss
+        torch._foreach_lerp_(first_moments, grads, 1 - beta1)
+        torch._foreach_mul_(second_moments, beta2)
+        torch._foreach_addcmul_(second_moments, grads, grads, value=1 - beta2)
+        denominators = torch._foreach_sqrt(second_moments)
+        torch._foreach_div_(denominators, second_corrections)
+        torch._foreach_add_(denominators, group["eps"])
+        torch._foreach_addcdiv_(duals, first_moments, denominators, step_sizes)

@@ -8,6 +8,8 @@ shape ``(L + 1, N, m)``. A layer is one (learned) proximal-gradient step
 
 the networks differ by how ``A^l``, ``B^l`` and ``theta^l`` are parametrized.
 """
+import math
+
 import torch
 from torch import nn
 
@@ -95,7 +97,9 @@ def _soft_threshold_no_grad(u, threshold):
     evaluation passes pay."""
     if not torch.is_tensor(threshold) or threshold.numel() == 1:
         scalar = float(threshold)
-        if scalar >= 0:
+        # (an infinite threshold, from a diverged network, takes the formula,
+        # whose inf - inf gives NaN where softshrink would give 0)
+        if 0 <= scalar < math.inf:
             return torch.nn.functional.softshrink(u, scalar)
     return soft_threshold(u, threshold)
 
