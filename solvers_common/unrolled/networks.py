@@ -185,8 +185,8 @@ class LISTA(ISTA):
         # One product for all layers, (N, n) @ (n, L m), split per layer.
         # The per-layer views are taken once: their gradients are gathered by
         # one stack in the backward pass, where indexing in every layer would
-        # add up L zero-padded copies of the whole weight tensor (this halves
-        # the training throughput at n = 1024, m = 1228).
+        # add up L zero-padded copies of the whole weight tensor (measured at
+        # n = 1024, m = 1228: about 600 instead of 900 signals/s in training).
         L, m, n = self.W_x.shape
         terms = (x @ self.W_x.reshape(L * m, n).T).reshape(x.shape[0], L, m)
         return terms.unbind(1), self.W_z.unbind(0)
