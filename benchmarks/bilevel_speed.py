@@ -21,9 +21,9 @@ parameter):
 - ``fused``: chunks of 8 iterations of the fused closed forms
   (``solvers_common/bilevel/fused.py``), eager torch;
 - ``compiled``: the same iteration through ``torch.compile``: on the CPU a
-  ``torch.while_loop`` over each interval of 1024 iterations (the loop in
-  C++ around one fused kernel), on CUDA chunks of 8 replayed as a CUDA
-  graph. Its compile time is measured with an empty inductor cache (a fresh
+  ``torch.while_loop`` over each interval of 1024 iterations, 4 iterations
+  per turn (the loop in C++ around fused kernels), on CUDA chunks of 8
+  replayed as a CUDA graph. Its compile time is measured with an empty inductor cache (a fresh
   ``TORCHINDUCTOR_CACHE_DIR``) unless ``--warm-cache``.
 
 torch runs on one CPU thread, as the benchmark's objective sets it. Each
