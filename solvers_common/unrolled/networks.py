@@ -76,21 +76,35 @@ class UnrolledNetwork(nn.Module):
             )
         prepared = self.prepare(x)
         thresholds = self.thresholds(prepared)
-        threshold = soft_threshold if self._needs_grad(x) else _soft_threshold_no_grad
-        z = z_previous = x.new_zeros(x.shape[0], self.n_atoms)
-        iterates = [z]
+        if self._needs_grad(x):
+            z = z_previous = x.new_zeros(x.shape[0], self.n_atoms)
+            iterates = [z]
+            for index in range(self.n_layers):
+                u = self.preactivation(index, z, z_previous, prepared)
+                z_previous, z = z, soft_threshold(u, thresholds[index])
+                if iterate_noise is not None:
+                    z = iterate_noise(index + 1, z)
+                iterates.append(z)
+            return torch.stack(iterates)
+        # Without autograd, each iterate is written into its slice of the
+        # output: a final stack would copy them all once more, which costs
+        # as much as a layer's soft-thresholding when N m is large.
+        iterates = x.new_empty(self.n_layers + 1, x.shape[0], self.n_atoms)
+        z = z_previous = iterates[0].zero_()
         for index in range(self.n_layers):
             u = self.preactivation(index, z, z_previous, prepared)
-            z_previous, z = z, threshold(u, thresholds[index])
+            out = _soft_threshold_into(iterates[index + 1], u, thresholds[index])
+            z_previous, z = z, out
             if iterate_noise is not None:
-                z = iterate_noise(index + 1, z)
-            iterates.append(z)
-        return torch.stack(iterates)
+                perturbed = iterate_noise(index + 1, out)
+                if perturbed is not out:
+                    z = out.copy_(perturbed)
+        return iterates
 
 
-def _soft_threshold_no_grad(u, threshold):
-    """:func:`soft_threshold` where no gradient is needed: one ``softshrink``
-    kernel instead of four passes over ``u`` when the threshold is a
+def _soft_threshold_into(out, u, threshold):
+    """:func:`soft_threshold` of ``u`` written into ``out``, without
+    autograd: one ``softshrink`` kernel when the threshold is a finite
     non-negative scalar, with the same values (``u - t`` above ``t``,
     ``u + t`` below ``-t``, 0 between; rounding is symmetric in the sign).
     Reading the threshold waits for the device once per layer, which only
@@ -100,8 +114,8 @@ def _soft_threshold_no_grad(u, threshold):
         # (an infinite threshold, from a diverged network, takes the formula,
         # whose inf - inf gives NaN where softshrink would give 0)
         if 0 <= scalar < math.inf:
-            return torch.nn.functional.softshrink(u, scalar)
-    return soft_threshold(u, threshold)
+            return torch.ops.aten.softshrink.out(u, scalar, out=out)
+    return out.copy_(soft_threshold(u, threshold))
 
 
 class ISTA(UnrolledNetwork):
@@ -141,13 +155,13 @@ class FISTA(ISTA):
         t = [1.0]
         for _ in range(n_layers):
             t.append((1 + (1 + 4 * t[-1] ** 2) ** 0.5) / 2)
-        momentum = [(t[k - 1] - 1) / t[k] if k > 0 else 0.0 for k in range(n_layers)]
-        self.register_buffer("momentum", torch.tensor(momentum, dtype=D.dtype))
+        self.momentum = [(t[k - 1] - 1) / t[k] if k > 0 else 0.0 for k in range(n_layers)]
 
     def preactivation(self, index, z, z_previous, terms):
         if index == 0:  # y_0 = z_0 = 0
             return terms
-        y = z + self.momentum[index] * (z - z_previous)
+        # y = z + momentum (z - z_previous), in one kernel
+        y = torch.lerp(z, z_previous, -self.momentum[index])
         return super().preactivation(index, y, None, terms)
 
 
