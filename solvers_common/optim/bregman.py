@@ -25,10 +25,11 @@ import math
 
 import torch
 
+from .base import GroupwiseOptimizer
 from .checks import check_nonnegative, check_positive, check_regularizer, check_unit_interval
 
 
-class _BregmanOptimizer(torch.optim.Optimizer):
+class _BregmanOptimizer(GroupwiseOptimizer):
     """The part LinBreg and AdaBreg share: the dual variable ``v``, its
     initialization and the primal update ``theta = prox_{delta J}(delta v)``."""
 
@@ -69,19 +70,10 @@ class _BregmanOptimizer(torch.optim.Optimizer):
         """Move the dual variables ``duals`` of ``params`` along ``-grads``."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if params:
-                duals = self._duals(params, group)
-                self._dual_step(params, [p.grad for p in params], duals, group)
-                self._primal_update(params, duals, group)
-        return loss
+    def update_group(self, params, grads, group):
+        duals = self._duals(params, group)
+        self._dual_step(params, grads, duals, group)
+        self._primal_update(params, duals, group)
 
 
 class LinBreg(_BregmanOptimizer):

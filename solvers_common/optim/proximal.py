@@ -2,10 +2,11 @@
 Bungert, Roith, Tenbrinck & Burger (JMLR 2022) in their experiments."""
 import torch
 
+from .base import GroupwiseOptimizer
 from .checks import check_nonnegative, check_regularizer, check_unit_interval
 
 
-class ProxSGD(torch.optim.Optimizer):
+class ProxSGD(GroupwiseOptimizer):
     """Proximal stochastic gradient descent: a gradient step on the loss, then
     the proximal step of the regularizer (the forward-backward splitting of
     Combettes & Wajs 2005, "Signal recovery by proximal forward-backward
@@ -39,25 +40,15 @@ class ProxSGD(torch.optim.Optimizer):
         check_unit_interval("momentum", group["momentum"])
         check_regularizer(group["regularizer"], group["params"])
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            directions = [p.grad for p in params]
-            if group["momentum"] > 0:
-                # A zero buffer times momentum plus the first gradient is that
-                # gradient: torch.optim.SGD's first buffer, exactly.
-                directions = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
-                              for p in params]
-                torch._foreach_mul_(directions, group["momentum"])
-                torch._foreach_add_(directions, [p.grad for p in params])
-            torch._foreach_add_(params, directions, alpha=-group["lr"])
-            if group["regularizer"] is not None:
-                group["regularizer"].prox_(params, group["lr"])
-        return loss
+    def update_group(self, params, grads, group):
+        directions = grads
+        if group["momentum"] > 0:
+            # A zero buffer times momentum plus the first gradient is that
+            # gradient: torch.optim.SGD's first buffer, exactly.
+            directions = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
+                          for p in params]
+            torch._foreach_mul_(directions, group["momentum"])
+            torch._foreach_add_(directions, grads)
+        torch._foreach_add_(params, directions, alpha=-group["lr"])
+        if group["regularizer"] is not None:
+            group["regularizer"].prox_(params, group["lr"])
