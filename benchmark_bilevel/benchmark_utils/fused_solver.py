@@ -59,6 +59,11 @@ class FusedSolver(BilevelSolver):
             self.carry = self.initial_carry(fused.State(
                 self.theta, self.v, self.lmbd,
                 torch.zeros((), device=self.device, dtype=self.dtype_)))
+            # As tensors, not numbers: the compiled chunk would otherwise be
+            # specialized to them and recompiled for every step size of a
+            # grid (falling back to eager after torch's recompile limit).
+            self.steps = fused.Steps(*(torch.tensor(value, device=self.device, dtype=self.dtype_)
+                                       for value in self.chunk_steps()))
             if self.implementation == "compiled" and self.device.type == "cuda":
                 # The data keeps its address from call to call: the CUDA graph
                 # reads it in place instead of copying it in at every replay.
@@ -82,8 +87,7 @@ class FusedSolver(BilevelSolver):
                 torch.compiler.cudagraph_mark_step_begin()
             inner_ids = self.inner_sampler.sample_block_ids(self.chunk_length)
             outer_ids = self.outer_sampler.sample_block_ids(self.chunk_length)
-            self.carry = self.chunk(self.data, self.carry, inner_ids, outer_ids,
-                                    self.chunk_steps())
+            self.carry = self.chunk(self.data, self.carry, inner_ids, outer_ids, self.steps)
         state = self.state_of(self.carry)
         self.theta, self.v, self.lmbd = state.theta, state.v, state.lmbd
         self.iteration += n_iterations

@@ -127,10 +127,11 @@ class State(NamedTuple):
 
 
 class Steps(NamedTuple):
-    """rho_t = inner / (t + 1)^exponent, gamma_t = outer / (t + 1)^exponent."""
-    inner: float
-    outer: float
-    exponent: float
+    """rho_t = inner / (t + 1)^exponent, gamma_t = outer / (t + 1)^exponent
+    (0-d tensors, so that other values reuse a compiled chunk)."""
+    inner: torch.Tensor
+    outer: torch.Tensor
+    exponent: torch.Tensor
 
 
 def _step_sizes(steps, iteration):
