@@ -28,13 +28,8 @@ REGULARIZERS = ("l1", "l1_rows", "l1_kernels")
 REGULARIZER_STRUCTURES = {"l1": "entries", "l1_rows": "rows", "l1_kernels": "kernels"}
 
 
-class L1:
-    """``J(theta) = lmbd ||theta||_1``; its proximal operator is
-    soft-thresholding at ``step * lmbd`` (Bungert et al. 2022, the l1 norm of
-    their experiments)."""
-
-    name = "l1"
-    structure = "entries"
+class _Regularizer:
+    """``lmbd`` times a norm; ``lmbd >= 0``."""
 
     def __init__(self, lmbd):
         check_nonnegative("lmbd", lmbd)
@@ -42,6 +37,15 @@ class L1:
 
     def __repr__(self):
         return f"{type(self).__name__}(lmbd={self.lmbd})"
+
+
+class L1(_Regularizer):
+    """``J(theta) = lmbd ||theta||_1``; its proximal operator is
+    soft-thresholding at ``step * lmbd`` (Bungert et al. 2022, the l1 norm of
+    their experiments)."""
+
+    name = "l1"
+    structure = "entries"
 
     def check_parameter(self, parameter):
         """Any tensor has entries: nothing to check."""
@@ -69,19 +73,12 @@ class L1:
         return self.lmbd * torch.sign(parameter)
 
 
-class _GroupL1:
+class _GroupL1(_Regularizer):
     """``J(theta) = lmbd sum_g sqrt(|g|) ||theta_g||_2`` over the groups that
     ``groups`` lays out as the rows of a matrix. Its proximal operator is block
     soft-thresholding at ``step * lmbd * sqrt(|g|)``."""
 
     structure = None
-
-    def __init__(self, lmbd):
-        check_nonnegative("lmbd", lmbd)
-        self.lmbd = float(lmbd)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(lmbd={self.lmbd})"
 
     def groups(self, parameter):
         raise NotImplementedError
