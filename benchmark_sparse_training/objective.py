@@ -43,6 +43,9 @@ MODEL_SIZES = ("width", "depth", "heads", "patch_size")
 
 class Objective(BaseObjective):
     name = "Sparse training"
+    # What the benchmark is judged on (reports rank solvers by it): held-out
+    # accuracy, with the fraction of non-zero weights beside it.
+    primary_metric = {"name": "test_acc", "better": "higher", "beside": ["density"]}
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
     requirements = ["pip::torch", "pip::torchvision"]

@@ -3,23 +3,142 @@ approximates the Lasso solution of held-out test signals.
 
 F_x(z) = 1/2 ||x - D z||^2 + lmbd ||z||_1, lmbd = lmbd_ratio * lmbd_max,
 lmbd_max = max over training signals of ||D^T x||_inf.
+
+Parameters: ``n_layers`` (L), ``lmbd_ratio``, and ``noise_levels``, the
+noise levels sigma of the robustness metrics ``gap_input_noise_<sigma>`` and
+``gap_iterate_noise_<sigma>``: one objective reports all of them. In a
+config or on the command line, write them as one quoted string of
+comma-separated numbers, ``-o "Unrolled sparse coding[noise_levels='0.1,1,10']"``;
+a single number is one level (``noise_levels=0.1``), and an empty string none.
+benchopt reads ``noise_levels=(0.1,1)`` or ``noise_levels=[0.1,1]`` as a grid
+of two objectives with one level each, like any parameter list; in Python, a
+tuple or list inside the grid's list is one objective's set of levels
+(``{"noise_levels": [(0.1, 1.0)]}``). Each level must be a positive finite
+number, without repetition.
+
+``extra_layers``, written the same way (``'0,10,40'``, non-negative
+integers), are the numbers k of layers past the trained depth of the metrics
+``gap_extra_layers_<k>`` (the test gap of z_{L+k}) and, for k >= 1,
+``descent_rate_extra_layers_<k>`` (the fraction of the layers L+1 .. L+k, and
+of the test signals, at which F does not go up): iteration overfitting
+(Ramzi, Ablin, Peyré & Moreau 2023) and descent past the trained depth.
+How a network continues is its own: ISTA and FISTA iterate, weight-tied
+networks repeat their layer, untied ones their last layer (see
+:mod:`solvers_common.unrolled.networks`).
+
+The result of a solver is ``{"network": module}``, a ``torch.nn.Module`` whose
+``module(x)`` maps signals ``(N, n)`` to the ``n_layers + 1`` iterates
+``(n_layers + 1, N, m)``, ``z_0 = 0``. Every metric is computed for any such
+module except two families that need a hook: ``gap_iterate_noise_<sigma>``
+needs the module to perturb its own iterates, its ``forward`` must take
+``iterate_noise``; the metrics past the trained depth (k >= 1) need its
+``forward`` to take ``extra_layers`` (and its ``continuation`` not to be None).
+:class:`solvers_common.unrolled.UnrolledNetwork` has both; for other modules
+these metrics are NaN, with one warning per network class and family saying
+why (``gap_extra_layers_0``, the gap at the trained depth, is always computed).
 """
+import math
+import numbers
+import warnings
+
 import torch
 from benchopt import BaseObjective
+from torch import nn
 
 from solvers_common.device import to_cpu_float64
 from solvers_common.lasso import check_dictionary, lasso_objective, lmbd_max, solve_lasso
 from solvers_common.seeding import torch_generator
 from solvers_common.unrolled import ISTA
 from solvers_common.unrolled.metrics import (
+    accepts_iterate_noise,
+    cannot_continue,
+    extra_layer_metrics,
     iterate_perturbation,
     layer_metrics,
     perturb_signals,
 )
 
 
+def parse_number_list(name, value, convert, example):
+    """The numbers of a parameter whose one value is a set of numbers, as a
+    tuple: a number, a string of comma-separated numbers (what configs and the
+    command line give; empty for none), or a sequence of numbers.
+    ``convert(item)`` returns the number or raises ValueError with the reason.
+    ValueError naming the parameter on anything else and on a repetition."""
+    def bad(reason):
+        return ValueError(f"{name}={value!r}: {reason}. {example}")
+
+    if isinstance(value, str):
+        items = [item.strip() for item in value.split(",")]
+        if items == [""]:
+            items = []
+        if any(item == "" for item in items):
+            raise bad("empty value between commas")
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, (tuple, list)):
+        items = list(value)
+    else:
+        raise bad("not a number, a string or a sequence of numbers")
+    parsed = []
+    for item in items:
+        if isinstance(item, bool):
+            raise bad(f"{item!r} is not a number")
+        try:
+            parsed.append(convert(item))
+        except (TypeError, ValueError) as error:
+            raise bad(f"{item!r} {error}") from None
+    if len(set(parsed)) != len(parsed):
+        raise bad("a value is repeated")
+    return tuple(parsed)
+
+
+def _positive_finite(item):
+    try:
+        sigma = float(item)
+    except (TypeError, ValueError):
+        raise ValueError("is not a number") from None
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError("is not a positive finite number")
+    return sigma
+
+
+def _non_negative_integer(item):
+    try:
+        number = float(item)
+    except (TypeError, ValueError):
+        raise ValueError("is not a number") from None
+    if not (number >= 0 and math.isfinite(number) and number == int(number)):
+        raise ValueError("is not an integer >= 0")
+    return int(number)
+
+
+def parse_noise_levels(noise_levels):
+    """The noise levels of the ``noise_levels`` parameter as a tuple of
+    floats: a number (one level), a string of comma-separated numbers (what
+    configs and the command line give, ``'0.1,1,10'``; empty for none), or a
+    sequence of numbers. ValueError on anything else, on a level that is not
+    positive and finite, and on a repeated level."""
+    return parse_number_list(
+        "noise_levels", noise_levels, _positive_finite,
+        "Give positive numbers as a string of comma-separated values, for example "
+        "noise_levels='0.1,1,10', or a single number.")
+
+
+def parse_extra_layers(extra_layers):
+    """The numbers of layers past the trained depth of the ``extra_layers``
+    parameter, a tuple of integers >= 0, given as ``noise_levels`` is."""
+    return parse_number_list(
+        "extra_layers", extra_layers, _non_negative_integer,
+        "Give integers >= 0 as a string of comma-separated values, for example "
+        "extra_layers='0,10,40', or a single number.")
+
+
 class Objective(BaseObjective):
     name = "Unrolled sparse coding"
+    # What the benchmark is judged on (reports rank solvers by it): the mean
+    # test gap F_x(z_L) - F_x(z*) at the trained depth.
+    primary_metric = {"name": "value", "better": "lower", "beside": ["nmse"]}
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
     requirements = ["pip::torch", "pip::scikit-learn"]
@@ -27,7 +146,9 @@ class Objective(BaseObjective):
     parameters = {
         "n_layers": [10],
         "lmbd_ratio": [0.1],
-        "noise_levels": [(0.05, 0.1, 0.2)],
+        # One string: a tuple here would be a grid of three objectives.
+        "noise_levels": ["0.05,0.1,0.2"],
+        "extra_layers": ["0,10,40"],
     }
     test_config = {"objective": {"n_layers": 3}}
 
@@ -42,8 +163,10 @@ class Objective(BaseObjective):
             raise ValueError(f"lmbd_ratio must be in (0, 1), got {self.lmbd_ratio}.")
         if int(self.n_layers) != self.n_layers or self.n_layers < 1:
             raise ValueError(f"n_layers must be an integer >= 1, got {self.n_layers}.")
-        if any(not sigma > 0 for sigma in self.noise_levels):
-            raise ValueError(f"noise_levels must be positive, got {self.noise_levels}.")
+        # Parsed into its own attribute: benchopt forbids set_data to change
+        # a parameter.
+        self.sigmas = parse_noise_levels(self.noise_levels)
+        self.extra_depths = parse_extra_layers(self.extra_layers)
         self.D = torch.as_tensor(D, dtype=torch.float64)
         self.X_train = torch.as_tensor(X_train, dtype=torch.float64)
         self.X_test = torch.as_tensor(X_test, dtype=torch.float64)
@@ -59,7 +182,7 @@ class Objective(BaseObjective):
 
         generator = torch_generator(self.get_seed(use_repetition=True))
         self.noisy_test = {}
-        for sigma in self.noise_levels:
+        for sigma in self.sigmas:
             noise = torch.randn(self.X_test.shape, generator=generator,
                                 dtype=torch.float64)
             X_noisy = perturb_signals(self.X_test, sigma, noise)
@@ -69,25 +192,72 @@ class Objective(BaseObjective):
         self.iterate_noise = torch.randn(
             self.X_test.shape[0], self.D.shape[1], generator=generator,
             dtype=torch.float64)
+        # (network class, metric family) already warned about a missing hook.
+        self.warned_without_hook = set()
 
     def get_objective(self):
         return dict(X=self.X_train, D=self.D, lmbd=self.lmbd,
                     n_layers=self.n_layers, z_star=self.z_star_train)
 
-    def _final_gap(self, network, X, objective_star, iterate_noise=None):
-        z_last = network(X, iterate_noise=iterate_noise)[-1]
+    def _iterates(self, network, X, extra_layers=0, **hook):
+        """The network's iterates on ``X`` as float64, shape checked; with
+        ``extra_layers = k``, ``k`` layers past the trained depth."""
+        if extra_layers:
+            hook["extra_layers"] = extra_layers
+        iterates = network(X, **hook)
+        if not torch.is_tensor(iterates):
+            raise ValueError(f"network(x) returned a {type(iterates).__name__}, not a tensor "
+                             "of iterates.")
+        expected = (self.n_layers + extra_layers + 1, X.shape[0], self.D.shape[1])
+        if tuple(iterates.shape) != expected:
+            call, depth = "network(x)", "n_layers + 1"
+            if extra_layers:
+                call = f"network(x, extra_layers={extra_layers})"
+                depth = "n_layers + extra_layers + 1"
+            raise ValueError(
+                f"{call} returned iterates of shape {tuple(iterates.shape)}; the objective "
+                f"asks for ({depth}, N, m) = {expected}, z_0 = 0 onwards, with "
+                f"n_layers={self.n_layers}.")
+        return iterates.to(torch.float64)
+
+    def _final_gap(self, network, X, objective_star, **hook):
+        z_last = self._iterates(network, X, **hook)[-1]
         return float((lasso_objective(z_last, X, self.D, self.lmbd)
                       - objective_star).mean())
 
+    def _warn_without_hook(self, network, family, reason):
+        """One warning per network class and metric family."""
+        key = (type(network).__qualname__, family)
+        if key in self.warned_without_hook:
+            return
+        self.warned_without_hook.add(key)
+        warnings.warn(f"{reason}: the {family} metrics of this network are NaN; the other "
+                      "metrics are computed.", UserWarning)
+
     def evaluate_result(self, network, multipliers=None):
+        if not isinstance(network, nn.Module):
+            raise ValueError(f"network must be a torch.nn.Module, got a "
+                             f"{type(network).__name__}.")
         # Score in float64 on the CPU, whatever the solver trained with.
         network = to_cpu_float64(network).eval()
         L = self.n_layers
+        has_hook = accepts_iterate_noise(network)
+        if not has_hook:
+            self._warn_without_hook(
+                network, "gap_iterate_noise_<sigma>",
+                f"{type(network).__qualname__}.forward takes no iterate_noise argument, the "
+                "hook through which the objective perturbs the iterates "
+                "(solvers_common.unrolled.UnrolledNetwork has it)")
+        extra = max(self.extra_depths, default=0)
+        why_not = cannot_continue(network) if extra else None
+        if why_not is not None:
+            self._warn_without_hook(network, "gap_extra_layers_<k> (k >= 1)", why_not)
+            extra = 0
         with torch.no_grad():
-            iterates = network(self.X_test)
-            if iterates.shape[0] != L + 1:
-                raise ValueError(f"The network returned {iterates.shape[0] - 1} "
-                                 f"layers, the objective asks for n_layers={L}.")
+            # One pass past the trained depth: its first L + 1 iterates are
+            # those of the network at its depth.
+            extended = self._iterates(network, self.X_test, extra_layers=extra)
+            iterates = extended[:L + 1]
             scores = layer_metrics(iterates, self.X_test, self.D, self.lmbd,
                                    self.z_star_test, self.objective_star_test)
             metrics = dict(
@@ -110,7 +280,16 @@ class Objective(BaseObjective):
                     network, X_noisy, objective_star)
                 metrics[f"gap_iterate_noise_{sigma}"] = self._final_gap(
                     network, self.X_test, self.objective_star_test,
-                    iterate_perturbation(L // 2, sigma, self.iterate_noise))
+                    iterate_noise=iterate_perturbation(L // 2, sigma, self.iterate_noise),
+                ) if has_hook else math.nan
+            past = extra_layer_metrics(extended, self.X_test, self.D, self.lmbd,
+                                       self.objective_star_test, L,
+                                       [k for k in self.extra_depths if k <= extra])
+            for k in self.extra_depths:
+                gap, descent_rate = past.get(k, (math.nan, math.nan))
+                metrics[f"gap_extra_layers_{k}"] = gap
+                if k > 0:
+                    metrics[f"descent_rate_extra_layers_{k}"] = descent_rate
         if multipliers is not None:
             # A tensor may come on the solver's device: to the CPU first.
             multipliers = torch.as_tensor(multipliers).detach().to("cpu", torch.float64)

@@ -87,17 +87,42 @@ def benchmark_dirs():
     return sorted(path.parent for path in ROOT.glob("benchmark_*/objective.py"))
 
 
-def objective_name(benchmark_dir):
-    """The ``name`` of the benchmark's Objective class, read from its source
-    (importing it would import that benchmark's ``benchmark_utils``)."""
+def objective_attribute(benchmark_dir, attribute):
+    """A literal class attribute of the benchmark's Objective (``name``,
+    ``primary_metric``), read from its source (importing it would import
+    that benchmark's ``benchmark_utils``); None when it has none."""
     tree = ast.parse((benchmark_dir / "objective.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == "Objective":
             for statement in node.body:
                 if (isinstance(statement, ast.Assign)
-                        and any(getattr(t, "id", None) == "name" for t in statement.targets)):
+                        and any(getattr(t, "id", None) == attribute
+                                for t in statement.targets)):
                     return ast.literal_eval(statement.value)
-    raise SystemExit(f"error: no Objective.name in {benchmark_dir / 'objective.py'}")
+    return None
+
+
+def objective_name(benchmark_dir):
+    name = objective_attribute(benchmark_dir, "name")
+    if name is None:
+        raise SystemExit(f"error: no Objective.name in {benchmark_dir / 'objective.py'}")
+    return name
+
+
+# For an objective that names no primary metric: benchopt's objective_value.
+DEFAULT_PRIMARY_METRIC = {"name": "value", "better": "lower", "beside": []}
+
+
+def primary_metric(benchmark_dir):
+    """What the benchmark is judged on: the Objective's ``primary_metric``
+    (``{"name": metric, "better": "lower" | "higher", "beside": [metrics
+    shown next to it]}``)."""
+    metric = objective_attribute(benchmark_dir, "primary_metric") or DEFAULT_PRIMARY_METRIC
+    if metric.get("better") not in ("lower", "higher") or not metric.get("name"):
+        raise SystemExit(f"error: Objective.primary_metric of {benchmark_dir.name} must be "
+                         f"{{'name': ..., 'better': 'lower' or 'higher', 'beside': [...]}}, "
+                         f"got {metric!r}")
+    return {"beside": [], **metric}
 
 
 def owning_benchmark(result_file, objective_names):
@@ -118,16 +143,30 @@ def owning_benchmark(result_file, objective_names):
     return matches[0]
 
 
-def final_values(df):
-    """Median over repetitions of each run's last objective_value, with the
-    number of repetitions and the median time."""
+def table_columns(df, metric):
+    """The primary metric and those of the metrics beside it that the result
+    file has (a mode of an objective may report fewer)."""
+    return [metric["name"], *(name for name in metric["beside"] if f"objective_{name}" in df)]
+
+
+def final_values(df, metric):
+    """Per (dataset, objective, solver): the median over repetitions of each
+    run's last value of the primary metric and of the metrics shown beside
+    it, the number of repetitions and the median time; best first within a
+    dataset."""
     keys = ["dataset_name", "objective_name", "solver_name"]
+    if f"objective_{metric['name']}" not in df:
+        raise SystemExit(f"error: the result file has no column objective_{metric['name']}, "
+                         "the metric its objective names as primary_metric")
+    names = [metric["name"], *table_columns(df, metric)[1:]]
     last = df.sort_values("stop_val").groupby(keys + ["idx_rep"], sort=False).last()
     table = last.groupby(keys).agg(
-        value=("objective_value", "median"), time=("time", "median"),
-        repetitions=("objective_value", "size"),
-    )
-    return table.reset_index()
+        **{name: (f"objective_{name}", "median") for name in names},
+        time=("time", "median"), repetitions=("time", "size"),
+    ).reset_index()
+    return table.sort_values(
+        ["dataset_name", metric["name"]], ascending=[True, metric["better"] == "lower"],
+        na_position="last").reset_index(drop=True)
 
 
 def run_section(benchmark_dir, site_bench, result_file, report_page, parquet_copy):
@@ -162,17 +201,22 @@ def run_section(benchmark_dir, site_bench, result_file, report_page, parquet_cop
         parts.append("</div>")
     else:
         parts.append('<p class="note">No custom plot could be drawn from this result file.</p>')
+    metric = primary_metric(benchmark_dir)
+    names = table_columns(df, metric)
     rows = "".join(
-        f"<tr><td>{html.escape(r.dataset_name)}</td><td>{html.escape(r.solver_name)}</td>"
-        f'<td class="num">{r.value:.6g}</td><td class="num">{r.time:.3g}</td>'
-        f'<td class="num">{r.repetitions}</td></tr>\n'
-        for r in final_values(df).itertuples()
+        f"<tr><td>{html.escape(r['dataset_name'])}</td><td>{html.escape(r['solver_name'])}</td>"
+        + "".join(f'<td class="num">{r[name]:.6g}</td>' for name in names)
+        + f'<td class="num">{r["time"]:.3g}</td><td class="num">{r["repetitions"]}</td></tr>\n'
+        for _, r in final_values(df, metric).iterrows()
     )
+    headers = "".join(f"<th>{html.escape(name)}</th>" for name in names)
     parts.append(
         f"<h3>Final values</h3>\n<p class=\"note\">Run date {html.escape(date)}; "
-        f"{len(df)} rows. objective_value at each run's last evaluation, median over "
-        "repetitions; time is the solver's time in seconds.</p>\n"
-        "<table><tr><th>dataset</th><th>solver</th><th>objective_value</th><th>time [s]</th>"
+        f"{len(df)} rows. The benchmark is judged on <code>{html.escape(metric['name'])}</code> "
+        f"({metric['better']} is better); solvers are ranked on it within each dataset. "
+        "Values at each run's last evaluation, median over repetitions; time is the "
+        "solver's time in seconds.</p>\n"
+        f"<table><tr><th>dataset</th><th>solver</th>{headers}<th>time [s]</th>"
         f"<th>repetitions</th></tr>\n{rows}</table>"
     )
     return "\n".join(parts), len(written)

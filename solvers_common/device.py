@@ -57,6 +57,35 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
+def callback_loop(callback, run_round, synchronize, n_rounds=None):
+    """benchopt's ``callback`` sampling with a clock that counts all of a
+    solver's work, none of the scoring, and a score after the last round.
+
+    ``callback()`` is called before the first round (the initial state) and
+    after every round of ``run_round()``. benchopt reads its clock when the
+    callback is entered, then scores the solver's result untimed; on CUDA the
+    work of a round is still queued then, so ``synchronize()`` (a no-argument
+    callable, usually :func:`synchronize` of the solver's device) waits for it
+    before every call: all of it is counted and none of it runs during the
+    evaluation.
+
+    The loop stops when the callback says so (``--max-runs``, ``--timeout``,
+    divergence: the state it was called on has just been scored) or after
+    ``n_rounds`` rounds (None: no limit). In the latter case the callback has
+    been called on the final state too, and benchopt scores it when ``run``
+    returns if its schedule skipped that call: the last step is always scored.
+    """
+    rounds = 0
+    while True:
+        synchronize()
+        if not callback():
+            return
+        if n_rounds is not None and rounds >= n_rounds:
+            return
+        run_round()
+        rounds += 1
+
+
 def to_cpu_float64(module):
     """A copy of ``module`` on the CPU in float64, for exact scoring that does
     not depend on the device or precision the solver trained with."""

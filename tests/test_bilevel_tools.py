@@ -1,4 +1,6 @@
 """Mini-batch sampling, step-size schedules and the SAGA memory."""
+import copy
+
 import pytest
 import torch
 
@@ -44,7 +46,74 @@ def test_step_size_schedule():
         StepSizeSchedule(0.0, name="outer_step")
 
 
-def test_saga_memory_is_unbiased_and_exact_once_filled():
+class SagaMemoryUpdatingTheAverageFirst(SagaMemory):
+    """A wrong SAGA: the average takes the new value before the direction is
+    formed. The unbiasedness check below must reject it."""
+
+    def direction(self, batch_id, value):
+        difference = value - self.table[batch_id]
+        self.average += self.weights[batch_id] * difference
+        direction = difference + self.average
+        self.table[batch_id] = value
+        return direction
+
+
+def saga_directions(memory, fresh):
+    """The direction ``memory`` returns for block i with the fresh value
+    fresh[i], for every i, each from the same state (a copy of ``memory``)."""
+    return [copy.deepcopy(memory).direction(i, value) for i, value in enumerate(fresh)]
+
+
+def filled_memory(memory_class, weights, generator):
+    memory = memory_class(weights, (3,), dtype=torch.float64)
+    for i in range(len(weights)):
+        memory.direction(i, torch.randn(3, generator=generator, dtype=torch.float64))
+    return memory
+
+
+def test_saga_memory_direction_is_unbiased():
+    """SAGA (Defazio et al. 2014): for a fixed table, the direction for block
+    i is g_i - table[i] + sum_j w_j table[j] (the average before the update),
+    so that its expectation over i drawn with the weights is the full average
+    of the fresh values sum_i w_i g_i."""
+    weights = [0.4, 0.3, 0.2, 0.1]
+    generator = torch.Generator().manual_seed(0)
+    memory = filled_memory(SagaMemory, weights, generator)
+    # A state reached by updates, not only by the first fill.
+    memory.direction(2, torch.randn(3, generator=generator, dtype=torch.float64))
+    table, average = memory.table.clone(), memory.average.clone()
+    torch.testing.assert_close(average, sum(w * row for w, row in zip(weights, table)))
+    fresh = [torch.randn(3, generator=generator, dtype=torch.float64) for _ in weights]
+    directions = saga_directions(memory, fresh)
+    for i, direction in enumerate(directions):
+        torch.testing.assert_close(direction, fresh[i] - table[i] + average)
+    full = sum(w * g for w, g in zip(weights, fresh))
+    torch.testing.assert_close(sum(w * d for w, d in zip(weights, directions)), full)
+    # The state the copies started from is untouched; an update stores the
+    # value and keeps the average equal to the weighted mean of the table.
+    torch.testing.assert_close(memory.table, table)
+    memory.direction(1, fresh[1])
+    torch.testing.assert_close(memory.table[1], fresh[1])
+    torch.testing.assert_close(memory.average,
+                               sum(w * row for w, row in zip(weights, memory.table)))
+
+
+def test_saga_unbiasedness_check_rejects_an_average_updated_first():
+    """The check above discriminates: with the average updated before the
+    direction is formed, the expectation is off by sum_i w_i^2 (g_i - table[i])."""
+    weights = [0.4, 0.3, 0.2, 0.1]
+    generator = torch.Generator().manual_seed(0)
+    memory = filled_memory(SagaMemoryUpdatingTheAverageFirst, weights, generator)
+    table = memory.table.clone()
+    fresh = [torch.randn(3, generator=generator, dtype=torch.float64) for _ in weights]
+    expectation = sum(w * d for w, d in zip(weights, saga_directions(memory, fresh)))
+    full = sum(w * g for w, g in zip(weights, fresh))
+    bias = sum(w ** 2 * (g - row) for w, g, row in zip(weights, fresh, table))
+    torch.testing.assert_close(expectation - full, bias)
+    assert float(bias.abs().max()) > 0.05
+
+
+def test_saga_memory_is_exact_once_filled():
     weights = [0.5, 0.25, 0.25]
     values = [torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([6.0])]
     full = sum(w * v for w, v in zip(weights, values))
@@ -55,11 +124,6 @@ def test_saga_memory_is_unbiased_and_exact_once_filled():
     # Same values again: the direction is the full average, whatever block.
     for i in (2, 0):
         torch.testing.assert_close(memory.direction(i, values[i]), full)
-    # Unbiased: the expectation over blocks (weights) of the direction for new
-    # values is the new full average, given the current table.
-    new = [v + 1.0 for v in values]
-    expected = sum(w * (n - v + full) for w, n, v in zip(weights, new, values))
-    torch.testing.assert_close(expected, sum(w * n for w, n in zip(weights, new)))
 
 
 def test_recursive_estimator_sarah_tracks_a_linear_oracle_exactly():

@@ -43,6 +43,7 @@ class Solver(TrainedSolver):
         return SLISTA(D, lmbd, n_layers)
 
     def run(self, callback):
+        self.build(self.get_seed(use_repetition=True))
         while callback():
             {body}
 '''

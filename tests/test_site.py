@@ -290,3 +290,55 @@ def test_site_in_browser(browser, server, tmp_path):
         assert error < 2.0, (
             f"{png.name}: the browser does not show the figure (mean pixel error {error:.1f})")
 
+
+
+def load_build_site():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_site", ROOT / "ci" / "build_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_benchmark_names_its_primary_metric():
+    build_site = load_build_site()
+    expected = {"benchmark_unrolling": ("value", "lower"),
+                "benchmark_bilevel": ("value", "lower"),
+                "benchmark_sparse_training": ("test_acc", "higher")}
+    for benchmark, (name, better) in expected.items():
+        metric = build_site.primary_metric(ROOT / benchmark)
+        assert (metric["name"], metric["better"]) == (name, better), benchmark
+    assert build_site.primary_metric(ROOT / "benchmark_sparse_training")["beside"] == [
+        "density"]
+
+
+def test_final_values_rank_solvers_on_the_primary_metric():
+    """Two repetitions of three solvers: the table holds each run's last
+    value, the median over repetitions, best first on the primary metric
+    (here higher is better, unlike objective_value, the training loss)."""
+    build_site = load_build_site()
+    rows = []
+    # solver: (training loss, test accuracy, density) at the last evaluation
+    finals = {"sgd": (0.1, 0.90, 1.0), "linbreg": (0.3, 0.95, 0.1), "adam": (0.05, 0.80, 1.0)}
+    for solver, (loss, accuracy, density) in finals.items():
+        for repetition in range(2):
+            for stop_val, scale in ((0, 0.5), (3, 1.0)):
+                rows.append(dict(
+                    dataset_name="digits", objective_name="Sparse training", solver_name=solver,
+                    idx_rep=repetition, stop_val=stop_val, time=stop_val + repetition,
+                    objective_value=loss / scale,
+                    objective_test_acc=accuracy * scale + 0.01 * repetition,
+                    objective_density=density))
+    df = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # order must not matter
+    metric = build_site.primary_metric(ROOT / "benchmark_sparse_training")
+    table = build_site.final_values(df, metric)
+    assert list(table["solver_name"]) == ["linbreg", "sgd", "adam"]
+    np.testing.assert_allclose(table["test_acc"], [0.955, 0.905, 0.805])
+    np.testing.assert_allclose(table["density"], [0.1, 1.0, 1.0])
+    np.testing.assert_allclose(table["time"], [3.5, 3.5, 3.5])
+    assert list(table["repetitions"]) == [2, 2, 2]
+    lower = {**metric, "better": "lower"}
+    assert list(build_site.final_values(df, lower)["solver_name"]) == ["adam", "sgd", "linbreg"]
+    with pytest.raises(SystemExit, match="objective_missing"):
+        build_site.final_values(df, {**metric, "name": "missing"})

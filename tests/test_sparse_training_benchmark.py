@@ -58,14 +58,16 @@ def make_objective(benchmark, dataset, model="mlp"):
 
 
 def train(benchmark, solver_name, dataset_name="digits", repetition=0, dataset_parameters=None,
-          **parameters):
-    """Run one solver to the end of its epochs; returns (result, objective)."""
+          base_seed=0, **parameters):
+    """Run one solver to the end of its epochs, in the context of a benchopt
+    run with ``--seed base_seed`` at repetition ``repetition``; returns
+    (result, objective)."""
     dataset = _component(benchmark.get_datasets(), dataset_name).get_instance(
         **(dataset_parameters or {}))
     objective = benchmark.get_benchmark_objective().get_instance(model="mlp")
     solver = _component(benchmark.get_solvers(), solver_name).get_instance(**parameters)
     RunContext().set_run_context(objective, dataset, solver, repetition=repetition,
-                                 base_seed=0)
+                                 base_seed=base_seed)
     objective._set_dataset(dataset)
     skip, reason = solver._set_objective(objective)
     assert not skip, reason
@@ -198,13 +200,17 @@ def test_short_training_beats_chance(benchmark, solver_name):
         assert metrics["density"] == pytest.approx(0.1, abs=1e-4)
 
 
-def test_same_seed_same_numbers(benchmark):
+def test_same_seed_same_numbers_and_another_seed_other_numbers(benchmark):
+    """Initialization and mini-batches follow benchopt's seed (``--seed``)
+    and repetition (``-r``): the same pair gives the same network, changing
+    either gives another one."""
     first, _ = train(benchmark, "linbreg", epochs=2)
     again, _ = train(benchmark, "linbreg", epochs=2)
-    other, _ = train(benchmark, "linbreg", epochs=2, repetition=1)
     for a, b in zip(first["model"].state_dict().values(), again["model"].state_dict().values()):
         assert torch.equal(a, b)
-    assert not torch.equal(first["model"][1].weight, other["model"][1].weight)
+    for seed in (dict(base_seed=1), dict(repetition=1)):
+        other, _ = train(benchmark, "linbreg", epochs=2, **seed)
+        assert not torch.equal(first["model"][1].weight, other["model"][1].weight), seed
 
 
 def test_template_solver_runs(benchmark):

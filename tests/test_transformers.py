@@ -136,19 +136,60 @@ def test_inspect_gives_the_forward_logits():
 # ---------------------------------------------------------------------------
 
 
-def _layer_parameters(name, d):
-    """Closed-form parameter count of one layer of width ``d``:
-    two layer normalizations (4d) plus
-    vit: Q, K, V (3d^2 + 3d), output (d^2 + d), MLP (4d^2 + 4d, 4d^2 + d);
-    crate: U (d^2), output (d^2 + d), dictionary D (d^2);
-    crate_alpha: U, output, D and D_hat (4d^2 each)."""
-    return {"vit": 12 * d**2 + 13 * d, "crate": 3 * d**2 + 5 * d,
-            "crate_alpha": 10 * d**2 + 5 * d}[name]
+# Closed-form parameter counts written from the papers' architectures, with
+# d the width, K the number of heads and p = d / K the head dimension, so that
+# an extra bias, a missing one or a wrong head dimension in the models changes
+# the count. "2 d" is a layer normalization (scale and shift).
+MLP_HIDDEN_RATIO = 4  # ViT's MLP size over its width (Dosovitskiy et al. 2021, Table 1)
+OVERCOMPLETE_ATOMS_RATIO = 4  # CRATE-alpha's atoms over the width (Yang et al. 2024)
+
+
+def _vit_attention_parameters(d, heads):
+    """Multi-head self-attention (Vaswani et al. 2017, section 3.2.2;
+    Dosovitskiy et al. 2021, appendix A, ``D_h = D / k``): per head ``W_Q^k,
+    W_K^k, W_V^k`` in ``R^{d x p}`` with biases, then the output projection
+    ``U_msa`` in ``R^{K p x d}`` with a bias."""
+    p = d // heads
+    return heads * 3 * (d * p + p) + heads * p * d + d
+
+
+def _mssa_parameters(d, heads):
+    """CRATE's MSSA (Yu et al. 2023, section 2.3): one ``U_k`` in ``R^{d x p}``
+    per head, shared by query, key and value (no bias), then an output
+    projection in ``R^{K p x d}`` with a bias. The paper's operator maps the
+    heads back with ``p / (n eps^2) [U_1, ..., U_K]`` itself; the authors'
+    code (github.com/Ma-Lab-Berkeley/CRATE, ``model/crate.py``: ``qkv =
+    Linear(dim, inner_dim, bias=False)``, ``to_out = Linear(inner_dim,
+    dim)``) learns it separately, as the model here does."""
+    p = d // heads
+    return heads * d * p + heads * p * d + d
+
+
+def _layer_parameters(name, d, heads):
+    """One layer: two layer normalizations, the attention, and
+    vit: the MLP ``d -> 4 d -> d`` with biases (Dosovitskiy et al. 2021, eq. 3);
+    crate: the ISTA block's one square dictionary ``D`` in ``R^{d x d}``, no
+    bias (Yu et al. 2023, section 2.4);
+    crate_alpha: the overcomplete dictionary ``D`` and the decoding dictionary
+    ``D_hat``, both in ``R^{d x 4 d}``, no bias (Yang et al. 2024)."""
+    norms = 2 * (2 * d)
+    if name == "vit":
+        hidden = MLP_HIDDEN_RATIO * d
+        return norms + _vit_attention_parameters(d, heads) + (d * hidden + hidden) + (
+            hidden * d + d)
+    atoms = OVERCOMPLETE_ATOMS_RATIO * d
+    sparse_coding = d * d if name == "crate" else 2 * d * atoms
+    return norms + _mssa_parameters(d, heads) + sparse_coding
+
+
+def _n_parameters(module):
+    return sum(parameter.numel() for parameter in module.parameters())
 
 
 @pytest.mark.parametrize("input_shape, width, depth, heads, patch_size, n_classes", [
     ((1, 8, 8), 64, 4, 4, 2, 10),
     ((3, 32, 32), 48, 2, 6, 8, 7),
+    ((1, 8, 8), 12, 1, 1, 4, 3),
 ])
 @pytest.mark.parametrize("name", TRANSFORMERS)
 def test_parameter_counts_against_closed_formulas(name, input_shape, width, depth, heads,
@@ -156,20 +197,37 @@ def test_parameter_counts_against_closed_formulas(name, input_shape, width, dept
     channels, height, image_width = input_shape
     n_tokens = (height // patch_size) * (image_width // patch_size) + 1
     d = width
-    # Patch projection with bias, class token, position embeddings; head
-    # normalization and linear head.
+    # Dosovitskiy et al. 2021, eq. 1: the patch projection E in
+    # R^{(P^2 C) x d} with a bias (the reference implementations' strided
+    # convolution), the class token, the position embeddings E_pos; eq. 4:
+    # the head's layer normalization and linear map with bias.
     embedding = channels * patch_size**2 * d + d + d + n_tokens * d
     head = 2 * d + d * n_classes + n_classes
     model = build_model(name, input_shape, n_classes, width=width, depth=depth, heads=heads,
                         patch_size=patch_size)
-    assert parameter_count(model.layers[0]) == _layer_parameters(name, d)
-    assert parameter_count(model) == embedding + depth * _layer_parameters(name, d) + head
+    assert len(model.layers) == depth
+    for layer in model.layers:
+        # The attention alone first, so that a failure says which block is off.
+        expected_attention = (_vit_attention_parameters(d, heads) if name == "vit"
+                              else _mssa_parameters(d, heads))
+        assert _n_parameters(layer.attention) == expected_attention
+        assert _n_parameters(layer) == _layer_parameters(name, d, heads)
+    total = embedding + depth * _layer_parameters(name, d, heads) + head
+    assert _n_parameters(model) == total
+    assert parameter_count(model) == total  # the objective's n_params
 
 
 def test_crate_has_about_a_quarter_of_vit_per_layer():
-    for d in (64, 192, 768):
-        ratio = _layer_parameters("crate", d) / _layer_parameters("vit", d)
-        assert 0.25 <= ratio < 0.253
+    # The simplified forms of the formulas above, quoted in the README and
+    # the CRATE docstring: 3 d^2 + 5 d against 12 d^2 + 13 d per layer at
+    # equal width, a ratio that tends to 1/4 from above (ViT's MLP alone
+    # holds 8 d^2).
+    for d, heads in ((64, 4), (192, 3), (768, 12)):
+        crate, vit = (build_model(name, (1, 8, 8), 10, width=d, depth=1, heads=heads,
+                                  patch_size=8).layers[0] for name in ("crate", "vit"))
+        assert _n_parameters(crate) == 3 * d**2 + 5 * d
+        assert _n_parameters(vit) == 12 * d**2 + 13 * d
+        assert 0.25 <= _n_parameters(crate) / _n_parameters(vit) < 0.253
 
 
 def test_default_sizes():
@@ -295,16 +353,67 @@ def test_class_attention_maps():
 
 
 def test_flops_ratio_counts_both_uses_of_crate_dictionaries():
-    width, depth, n_tokens = 8, 2, 17  # 8 x 8 images, patch 2: 16 patches
-    model = _initialized("crate", width=width, depth=depth, heads=2)
+    width, depth, heads, n_tokens = 8, 2, 2, 17  # 8 x 8 images, patch 2: 16 patches
+    model = _initialized("crate", width=width, depth=depth, heads=heads)
     with torch.no_grad():
         for layer in model.layers:
             layer.ista.dictionary.weight.zero_()
     # Embedding (16 patches of 4 pixels), per layer U, output and D (D Z and
-    # D^T R: twice), the head on the class token.
-    dense = 16 * 4 * width + depth * 4 * n_tokens * width**2 + width * 10
+    # D^T R: twice), the head on the class token; per layer and head the
+    # dense Gram matrix (U_k^T Z)^T (U_k^T Z) and its product with U_k^T Z,
+    # n_tokens^2 (width / heads) each.
+    attention = depth * heads * 2 * n_tokens**2 * (width // heads)
+    dense = 16 * 4 * width + depth * 4 * n_tokens * width**2 + width * 10 + attention
     expected = (dense - depth * 2 * n_tokens * width**2) / dense
     assert flops_ratio(model, (1, 8, 8)) == pytest.approx(expected)
+
+
+def _zero_weights_(modules):
+    with torch.no_grad():
+        for module in modules:
+            module.weight.zero_()
+
+
+def test_flops_ratio_of_a_tiny_vit_counts_attention_products_as_dense():
+    # 8 x 8 images, patches of 4: T = 4 patches + the class token = 5 tokens;
+    # width 8, 2 heads of p = 4 dimensions, one layer, 10 classes.
+    model = build_model("vit", (1, 8, 8), 10, width=8, depth=1, heads=2, patch_size=4)
+    layer = model.layers[0]
+    _zero_weights_([layer.mlp[0], layer.mlp[2]])
+    with torch.no_grad():
+        layer.attention.query_key_value.weight[:8].zero_()  # the queries: 8 x 8 of 24 x 8
+    patches = 4 * (16 * 8)          # each patch of 16 pixels to 8 dimensions
+    query_key_value = 5 * (8 * 24)  # per token
+    output = 5 * (8 * 8)
+    mlp = 5 * (8 * 32) + 5 * (32 * 8)
+    head = 1 * (8 * 10)             # the class token only
+    # Per head: Q_k K_k^T (5 x 4 times 4 x 5) and A_k V_k (5 x 5 times 5 x 4).
+    scores_and_mixing = 2 * (5 * 5 * 4 + 5 * 5 * 4)
+    dense = patches + query_key_value + output + mlp + head + scores_and_mixing
+    sparse = dense - mlp - 5 * (8 * 8)
+    assert flops_ratio(model, (1, 8, 8)) == sparse / dense == 1952 / 4832
+    assert layer.attention.activation_multiply_adds(5) == 400
+
+
+def test_flops_ratio_of_a_tiny_crate_counts_mssa_products_as_dense():
+    # 8 x 8 images, patches of 4: T = 5 tokens; width 8, 2 heads of p = 4.
+    model = build_model("crate", (1, 8, 8), 10, width=8, depth=1, heads=2, patch_size=4)
+    layer = model.layers[0]
+    _zero_weights_([layer.attention.output, model.head])
+    patches = 4 * (16 * 8)
+    projection = 5 * (8 * 8)        # U^T z once per token, shared by Q, K and V
+    output = 5 * (8 * 8)
+    dictionary = 2 * 5 * (8 * 8)    # D z and D^T r
+    head = 1 * (8 * 10)
+    # Per head: the Gram matrix (U_k^T Z)^T (U_k^T Z) and its product with
+    # U_k^T Z, 5 * 5 * 4 multiply-adds each.
+    gram_and_mixing = 2 * (5 * 5 * 4 + 5 * 5 * 4)
+    dense = patches + projection + output + dictionary + head + gram_and_mixing
+    sparse = dense - output - head
+    assert flops_ratio(model, (1, 8, 8)) == sparse / dense == 1872 / 2272
+    # With every weight zero, what is left is the attention products.
+    _zero_weights_([module for module in model.modules() if isinstance(module, nn.Linear)])
+    assert flops_ratio(model, (1, 8, 8)) == gram_and_mixing / dense
 
 
 def test_images_per_second_restores_the_mode():

@@ -1,18 +1,16 @@
 """benchopt glue shared by the bilevel solvers: parameters, device, seeding,
 samplers and the timed loop with a correct clock.
 
-The clock. benchopt's callback reads ``time.perf_counter()`` on entry and
-adds the time since its previous exit to the run's time; the evaluation it
-then triggers is not counted. On CUDA, kernels are queued and run
-asynchronously, so the loop synchronizes the device *before* calling the
-callback: all the work of the iterations is then finished, and counted,
-when the clock is read, and none of it lands in the untimed evaluation.
+The clock is that of the suite's shared loop,
+:func:`solvers_common.device.callback_loop`: the device is synchronized
+before every callback, so the queued work of the iterations is counted and
+none of it lands in the untimed evaluation.
 """
 from benchopt import BaseSolver
 from benchopt.stopping_criterion import SufficientProgressCriterion
 
 from solvers_common.bilevel import MinibatchSampler, check_positive
-from solvers_common.device import get_device, get_dtype, synchronize
+from solvers_common.device import callback_loop, get_device, get_dtype, synchronize
 from solvers_common.seeding import torch_generator
 
 # Evaluations without progress before a run stops; large, because stochastic
@@ -93,8 +91,8 @@ class BilevelSolver(BaseSolver):
         self.theta, self.lmbd = self.problem.initial_point()
         self.iteration = 0
         self.initialize()
-        while self.checkpoint(callback):
-            self.run_iterations(self.eval_freq)
+        callback_loop(callback, lambda: self.run_iterations(self.eval_freq),
+                      self.synchronize)
 
     def run_iterations(self, n_iterations):
         """``n_iterations`` of the algorithm, one ``step`` each; solvers with
@@ -102,11 +100,6 @@ class BilevelSolver(BaseSolver):
         for _ in range(n_iterations):
             self.step()
             self.iteration += 1
-
-    def checkpoint(self, callback):
-        """Finish queued device work, then let benchopt read its clock."""
-        self.synchronize()
-        return callback()
 
     def synchronize(self):
         synchronize(self.device)

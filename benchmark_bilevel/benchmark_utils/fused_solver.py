@@ -3,7 +3,7 @@ the ``implementation`` parameter, the chunked loop and the compilation in
 ``warm_up``, outside the timed run."""
 import torch
 
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 from solvers_common.bilevel import LogisticRegressionProblem, fused
 
 IMPLEMENTATIONS = ("oracles", "fused", "compiled")
@@ -15,7 +15,7 @@ IMPLEMENTATIONS = ("oracles", "fused", "compiled")
 MAX_UNROLLED_CHUNK_LENGTH = 8
 
 
-class FusedSolver(BilevelSolver):
+class FusedSolver(SmoothBilevelSolver):
     """A solver whose iteration has a fused form on logistic regression.
 
     ``implementation``: ``"oracles"`` runs ``step()`` on the problem's
@@ -33,7 +33,10 @@ class FusedSolver(BilevelSolver):
             raise ValueError(f"implementation={self.implementation!r}; accepted: "
                              f"{', '.join(map(repr, IMPLEMENTATIONS))}.")
 
-    def skip(self, problem):
+    def skip(self, problem, **objective):
+        skip, reason = super().skip(problem, **objective)
+        if skip:
+            return skip, reason
         if self.implementation != "oracles" and not isinstance(problem,
                                                               LogisticRegressionProblem):
             return True, (f"implementation={self.implementation!r} exists for logistic "

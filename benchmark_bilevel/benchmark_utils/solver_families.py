@@ -1,7 +1,7 @@
 """Iterations that several papers share and differ only by one estimator:
 each solver file keeps its paper's algorithm box in its docstring and
 defines the estimator."""
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 from solvers_common.bilevel import (
     RecursiveEstimator,
     StepSizeSchedule,
@@ -10,7 +10,7 @@ from solvers_common.bilevel import (
 )
 
 
-class InnerLoopSolver(BilevelSolver):
+class InnerLoopSolver(SmoothBilevelSolver):
     """Double loop of stocBiO (Ji et al. 2021) and BSA (Ghadimi & Wang 2018):
     per outer iteration, ``n_inner_steps`` SGD steps on G(., lmbd) warm
     started, an estimate v of [d2_theta G]^{-1} grad_theta F_j by
@@ -23,7 +23,7 @@ class InnerLoopSolver(BilevelSolver):
         "outer_ratio": [1.0],
         "n_inner_steps": [10],
         "n_neumann_steps": [10],
-        **BilevelSolver.common_parameters,
+        **SmoothBilevelSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps", "n_neumann_steps")
     test_config = {"batch_size": 16, "eval_freq": 2, "n_inner_steps": 2,
@@ -45,7 +45,7 @@ class InnerLoopSolver(BilevelSolver):
         self.lmbd = lmbd - self.step_size / self.outer_ratio * (grad_lmbd_outer - cross_v)
 
 
-class DoubleMomentumSolver(BilevelSolver):
+class DoubleMomentumSolver(SmoothBilevelSolver):
     """STORM-type recursive momentum on both variables, as MRBO (Yang et al.
     2021) and SUSTAIN (Khanduri et al. 2021): with the same samples at the
     current and the previous point,
@@ -62,7 +62,7 @@ class DoubleMomentumSolver(BilevelSolver):
         "outer_ratio": [1.0],
         "momentum": [0.5],
         "n_neumann_steps": [10],
-        **BilevelSolver.common_parameters,
+        **SmoothBilevelSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_neumann_steps")
     test_config = {"batch_size": 16, "eval_freq": 2, "n_neumann_steps": 2}

@@ -14,6 +14,8 @@ class Plot(BasePlot):
 
     def plot(self, df, dataset, objective):
         df = select(df, dataset, objective)
+        if "objective_grad_norm" not in df or df["objective_grad_norm"].isna().all():
+            return []  # the hypergradient study reports no grad h
         labels = solver_labels(df["solver_name"].unique())
         bars = []
         for solver, runs in df.groupby("solver_name"):

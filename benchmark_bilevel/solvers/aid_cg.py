@@ -1,4 +1,4 @@
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 from solvers_common.bilevel import newton_cg
 
@@ -11,7 +11,7 @@ TOLERANCE_DECREASES = {
 }
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """AID-CG: approximate implicit differentiation with conjugate gradient
     and decreasing tolerances, as HOAG (Pedregosa, "Hyperparameter
     optimization with approximate gradient", ICML 2016, Algorithm 1), on the
@@ -33,7 +33,7 @@ class Solver(BilevelSolver):
     parameters = {
         "step_size": [0.1],
         "tolerance_decrease": ["exponential"],
-        **BilevelSolver.full_batch_parameters,
+        **SmoothBilevelSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size",)
     test_config = {"eval_freq": 1}

@@ -1,9 +1,9 @@
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 from solvers_common.bilevel import neumann_series
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """AID-Neumann: approximate implicit differentiation with a truncated
     Neumann series for the inverse Hessian, on the full data (Lorraine, Vicol
     and Duvenaud, "Optimizing millions of hyperparameters by implicit
@@ -23,7 +23,7 @@ class Solver(BilevelSolver):
         "outer_ratio": [1.0],
         "n_inner_steps": [10],
         "n_neumann_steps": [10],
-        **BilevelSolver.full_batch_parameters,
+        **SmoothBilevelSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps", "n_neumann_steps")
     test_config = {"n_inner_steps": 3, "n_neumann_steps": 3}

@@ -1,10 +1,10 @@
 import torch
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 from solvers_common.bilevel import inner_sgd, linear_system_sgd
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """AmIGO, Amortized Implicit Gradient Optimization (Arbel and Mairal,
     "Amortized implicit differentiation for stochastic bilevel
     optimization", ICLR 2022, Algorithm 1).
@@ -23,7 +23,7 @@ class Solver(BilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "n_inner_steps": [10],
-        **BilevelSolver.common_parameters,
+        **SmoothBilevelSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps")
     test_config = {"batch_size": 16, "eval_freq": 2, "n_inner_steps": 2}

@@ -1,9 +1,9 @@
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 from solvers_common.bilevel import StepSizeSchedule
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """F2SA, Fully First-order Stochastic Approximation (Kwon, Kwon, Wright
     and Nowak, "A fully first-order method for stochastic bilevel
     optimization", ICML 2023, Algorithm 1).
@@ -38,7 +38,7 @@ class Solver(BilevelSolver):
         "outer_ratio": [1.0],
         "penalty_initial": [1.0],
         "n_inner_steps": [10],
-        **BilevelSolver.common_parameters,
+        **SmoothBilevelSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "penalty_initial", "n_inner_steps")
     test_config = {"batch_size": 16, "eval_freq": 2, "n_inner_steps": 2}

@@ -1,10 +1,10 @@
 import torch
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 from solvers_common.bilevel import RecursiveEstimator, StepSizeSchedule, check_fraction
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """FSLA, Fully Single Loop Algorithm (Li, Gu and Huang, "A fully single
     loop algorithm for bilevel optimization without Hessian inverse", AAAI
     2022, Algorithm 1).
@@ -31,7 +31,7 @@ class Solver(BilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "momentum": [0.1],
-        **BilevelSolver.common_parameters,
+        **SmoothBilevelSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}

@@ -1,8 +1,8 @@
 import torch
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """ITD: iterative differentiation, reverse-mode differentiation through
     ``n_inner_steps`` gradient steps on the full inner data (Franceschi,
     Donini, Frasconi and Pontil, "Forward and reverse gradient-based
@@ -22,7 +22,7 @@ class Solver(BilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "n_inner_steps": [10],
-        **BilevelSolver.full_batch_parameters,
+        **SmoothBilevelSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps")
     test_config = {"n_inner_steps": 3}

@@ -1,7 +1,7 @@
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """Jacobian-free backpropagation (Fung, Heaton, Li, McKenzie, Osher and
     Yin, "JFB: Jacobian-free backpropagation for implicit networks", AAAI
     2022, Eq. (11)), on the full data, for the fixed point of the gradient
@@ -20,7 +20,7 @@ class Solver(BilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "n_inner_steps": [10],
-        **BilevelSolver.full_batch_parameters,
+        **SmoothBilevelSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps")
     test_config = {"n_inner_steps": 3}

@@ -1,10 +1,10 @@
 import torch
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 from solvers_common.bilevel import FULL_BATCH, RecursiveEstimator
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """SRBA, Stochastic Recursive Bilevel Algorithm (Dagréou, Moreau, Vaiter
     and Ablin, "A lower bound and a near-optimal algorithm for bilevel
     empirical risk minimization", arXiv:2302.08766, 2023 (AISTATS 2024),
@@ -30,7 +30,7 @@ class Solver(BilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "period_fraction": [0.5],
-        **BilevelSolver.common_parameters,
+        **SmoothBilevelSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "period_fraction")
     test_config = {"batch_size": 16, "eval_freq": 4}

@@ -7,7 +7,12 @@ moved by the base class to ``self.problem`` on the solver's device and
 dtype, with mini-batch oracles (``inner_gradient``, ``outer_gradients``,
 ``inner_hessian_vector``, ``inner_cross_vector``, ``inner_oracles``) taking
 a batch from ``self.inner_sampler.sample()`` / ``self.outer_sampler.sample()``.
-The result is the current ``(theta, lmbd)``, scored by the objective.
+The losses themselves, ``self.problem.inner_loss(theta, lmbd, batch)`` and
+``outer_loss``, are plain torch functions: an algorithm may differentiate them
+with ``torch.autograd`` instead of calling the oracles.
+The result is the current ``(theta, lmbd)``, scored by the objective. A copy
+also runs from outside the repository: ``benchopt run benchmark_bilevel -s
+path/to/file.py``.
 """
 from benchmark_utils.bilevel_solver import BilevelSolver
 

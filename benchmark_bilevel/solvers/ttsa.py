@@ -1,9 +1,9 @@
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 from solvers_common.bilevel import StepSizeSchedule, neumann_random_truncation
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """TTSA, Two-Timescale Stochastic Approximation (Hong, Wai, Wang and
     Yang, "A two-timescale stochastic algorithm framework for bilevel
     optimization: complexity analysis and application to actor-critic",
@@ -13,8 +13,11 @@ class Solver(BilevelSolver):
         theta_{k+1} = theta_k - beta_k grad_theta G_i(theta_k, lmbd_k)
         v_k = Hessian inverse approximation of Ghadimi and Wang (2018,
               Algorithm 3) applied to grad_theta F_j, n_neumann_steps terms
-        lmbd_{k+1} = lmbd_k - alpha_k (grad_lmbd F_j - d2_(lmbd,theta) G_i v_k)
-    beta_k = step_size / (k + 1)^(2/5), alpha_k = step_size / outer_ratio /
+        lmbd_{k+1} = lmbd_k - alpha_k (grad_lmbd F_j - d2_(lmbd,theta) G_i' v_k)
+    with F_j, G_i' and the Hessians at (theta_{k+1}, lmbd_k), on fresh batches:
+    the paper's update of x uses h_f^k, an estimate of the hypergradient at
+    (x^k, y^{k+1}), the inner update coming first (Algorithm 1). beta_k =
+    step_size / (k + 1)^(2/5), alpha_k = step_size / outer_ratio /
     (k + 1)^(3/5) (Theorem 1's rates; reference defaults 0.1, 1, 10).
     """
 
@@ -23,7 +26,7 @@ class Solver(BilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "n_neumann_steps": [10],
-        **BilevelSolver.common_parameters,
+        **SmoothBilevelSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_neumann_steps")
     test_config = {"batch_size": 16, "eval_freq": 4, "n_neumann_steps": 2}
@@ -33,14 +36,16 @@ class Solver(BilevelSolver):
         self.outer_step = StepSizeSchedule(self.step_size / self.outer_ratio, 3 / 5)
 
     def step(self):
-        problem, theta, lmbd, k = self.problem, self.theta, self.lmbd, self.iteration
+        problem, lmbd, k = self.problem, self.lmbd, self.iteration
         inner_batch, _ = self.inner_sampler.sample()
+        theta = self.theta - self.inner_step(k) * problem.inner_gradient(self.theta, lmbd,
+                                                                         inner_batch)
         outer_batch, _ = self.outer_sampler.sample()
         grad_theta_outer, grad_lmbd_outer = problem.outer_gradients(theta, lmbd, outer_batch)
         v = neumann_random_truncation(problem, theta, lmbd, grad_theta_outer,
                                       self.inner_sampler, self.step_size,
                                       self.n_neumann_steps, self.generator)
-        cross_v = problem.inner_cross_vector(theta, lmbd, v, inner_batch)
-        self.theta = theta - self.inner_step(k) * problem.inner_gradient(theta, lmbd,
-                                                                         inner_batch)
+        cross_batch, _ = self.inner_sampler.sample()
+        cross_v = problem.inner_cross_vector(theta, lmbd, v, cross_batch)
+        self.theta = theta
         self.lmbd = lmbd - self.outer_step(k) * (grad_lmbd_outer - cross_v)

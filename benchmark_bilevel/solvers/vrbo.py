@@ -1,4 +1,4 @@
-from benchmark_utils.bilevel_solver import BilevelSolver
+from benchmark_utils.smooth_solver import SmoothBilevelSolver
 
 from solvers_common.bilevel import (
     FULL_BATCH,
@@ -9,7 +9,7 @@ from solvers_common.bilevel import (
 )
 
 
-class Solver(BilevelSolver):
+class Solver(SmoothBilevelSolver):
     """VRBO, Variance Reduction Bilevel Optimizer (Yang, Ji and Liang,
     "Provably faster algorithms for bilevel optimization", NeurIPS 2021,
     Algorithm 2).
@@ -40,7 +40,7 @@ class Solver(BilevelSolver):
         "n_inner_steps": [10],
         "n_neumann_steps": [10],
         "period_fraction": [0.5],
-        **BilevelSolver.common_parameters,
+        **SmoothBilevelSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps", "n_neumann_steps",
                             "period_fraction")

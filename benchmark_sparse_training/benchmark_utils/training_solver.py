@@ -1,12 +1,13 @@
 """benchopt glue shared by the solvers of benchmark_sparse_training: build and
 initialize the network, train it epoch by epoch, hand it to the objective."""
+import copy
 import numbers
 
 from benchopt import BaseSolver
 from benchopt.stopping_criterion import NoCriterion
 
 from solvers_common.classification import ClassificationTrainer, check_training_options
-from solvers_common.device import get_device
+from solvers_common.device import callback_loop, get_device, synchronize
 from solvers_common.models import build_model, check_density, sparse_initialization_
 from solvers_common.optim import REGULARIZER_STRUCTURES
 from solvers_common.seeding import torch_generator
@@ -16,7 +17,9 @@ class TrainingSolver(BaseSolver):
     """Trains ``build_model(model, ..., **model_options)`` with
     ``self.make_optimizer(network)`` for ``epochs`` epochs of mini-batches;
     benchopt evaluates the network after epochs 0, 1, 2, 3, 4, 6, 9, 13, ...
-    (its geometric schedule) and at the end. Subclasses define ``parameters``
+    (its geometric schedule) and after the last epoch. The model is built and
+    initialized in the untimed ``set_objective``, the same way for every
+    solver; its training is timed. Subclasses define ``parameters``
     (including ``init_density``, the expected fraction of non-zero weights at
     initialization) and ``make_optimizer``; ``trainer_options`` returns extra
     options of the training loop (for example ``label_smoothing``);
@@ -74,10 +77,24 @@ class TrainingSolver(BaseSolver):
     def after_epoch(self):
         pass
 
+    def warm_up(self):
+        # One-off costs of the process (CUDA context, kernel selection) are
+        # paid here, untimed, by a forward and backward pass of a throwaway
+        # copy, so that the first solver of a run is not charged for them.
+        network = copy.deepcopy(self.network)
+        batch = self.trainer.X[:self.batch_size]
+        network(batch).sum().backward()
+        self.synchronize()
+
+    def synchronize(self):
+        synchronize(self.device_)
+
     def run(self, callback):
-        while self.trainer.epochs_done < self.epochs and callback():
-            self.trainer.train_epoch()
-            self.after_epoch()
+        callback_loop(callback, self.train_epoch, self.synchronize, n_rounds=self.epochs)
+
+    def train_epoch(self):
+        self.trainer.train_epoch()
+        self.after_epoch()
 
     def get_result(self):
         return dict(model=self.network)

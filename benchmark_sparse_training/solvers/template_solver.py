@@ -8,7 +8,9 @@ for (``mlp``, ``convnet``, ``resnet18``, ``vit``, ``crate`` or
 with ``init_density`` non-zero weights, trains it for ``epochs`` epochs of
 mini-batches (cross-entropy) with your optimizer, and hands it to the
 objective, which scores it on held-out images. It provides the parameters
-batch_size, epochs, lr_schedule, augmentation and device.
+batch_size, epochs, lr_schedule, augmentation and device. A copy also runs
+from outside the repository: ``benchopt run benchmark_sparse_training -s
+path/to/file.py``.
 """
 import torch
 from benchmark_utils.training_solver import TrainingSolver

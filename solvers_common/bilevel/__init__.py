@@ -13,6 +13,23 @@ from .problems import (
 )
 from .sampling import MinibatchSampler, check_fraction, check_positive
 from .schedules import StepSizeSchedule
+from .sparse import (
+    SPARSE_PROBLEMS,
+    LassoProblem,
+    SparseBilevelProblem,
+    SparseLogisticRegressionProblem,
+    correlated_regression,
+    make_sparse_problem,
+    standardize_splits,
+)
+from .sparse_hypergradients import (
+    OuterGradientDescent,
+    UnrolledProximalGradient,
+    check_iterations,
+    check_truncation,
+    implicit_forward_hypergradient,
+    implicit_hypergradient,
+)
 from .stochastic_routines import (
     HypergradientBatches,
     draw_batches,
@@ -30,6 +47,18 @@ __all__ = [
     "FULL_BATCH",
     "BilevelProblem",
     "HypergradientBatches",
+    "LassoProblem",
+    "SPARSE_PROBLEMS",
+    "OuterGradientDescent",
+    "SparseBilevelProblem",
+    "SparseLogisticRegressionProblem",
+    "UnrolledProximalGradient",
+    "check_iterations",
+    "check_truncation",
+    "correlated_regression",
+    "implicit_forward_hypergradient",
+    "implicit_hypergradient",
+    "standardize_splits",
     "DataCleaningProblem",
     "LogisticRegressionProblem",
     "MinibatchSampler",
@@ -46,6 +75,7 @@ __all__ = [
     "inner_sgd",
     "linear_system_sgd",
     "make_quadratic_problem",
+    "make_sparse_problem",
     "neumann_hypergradient",
     "neumann_random_truncation",
     "neumann_series",

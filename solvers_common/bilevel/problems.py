@@ -45,6 +45,13 @@ class BilevelProblem:
     sample_tensors = ()
     n_inner_samples = None
     n_outer_samples = None
+    # G twice differentiable in theta: the oracles below exist. The
+    # l1-regularized problems (sparse.py) set it to False; solvers that need
+    # inner gradients and Hessians are skipped on them.
+    smooth_inner = True
+    # Tolerance of the reference theta*(lmbd) the objective scores against
+    # (here ||grad_theta G||; a relative duality gap for sparse.py).
+    reference_inner_tol = 1e-10
 
     # -- the problem ---------------------------------------------------------
     def inner_loss(self, theta, lmbd, batch=FULL_BATCH):

@@ -31,8 +31,9 @@ def libsvm_home():
     return Path.home() / "data" / "libsvm"
 
 
-def load_libsvm(name):
-    """(X, y) of the LIBSVM data set ``name`` as dense float64 numpy arrays.
+def load_libsvm(name, dense=True):
+    """(X, y) of the LIBSVM data set ``name`` as dense float64 numpy arrays
+    (``dense=False``: X as a scipy CSR matrix when stored sparse).
 
     Raises
     ------
@@ -60,5 +61,8 @@ def load_libsvm(name):
         ) from error
     finally:
         socket.setdefaulttimeout(previous_timeout)
-    X = X.toarray() if sparse.issparse(X) else np.asarray(X)
+    if sparse.issparse(X):
+        X = X.toarray() if dense else sparse.csr_matrix(X)
+    else:
+        X = np.asarray(X)
     return X.astype(np.float64), np.asarray(y, dtype=np.float64)

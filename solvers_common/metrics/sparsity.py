@@ -1,5 +1,6 @@
 """How sparse a network is: non-zero weights, neurons and kernels, and the
-multiply-adds of a forward pass that skips zero weights.
+multiply-adds of a forward pass that skips zero weights (with a transformer's
+attention products, which involve no weight, counted in full).
 
 Only the weights of linear and convolution layers count (biases and
 normalization parameters excluded), the quantities that Bungert, Roith,
@@ -54,11 +55,28 @@ def flops_ratio(model, input_shape):
     (once for a linear layer on a vector, once per token for a transformer's,
     ``H_out * W_out`` times for a 2-D convolution), so a layer costs
     ``positions * nonzero(W)`` multiply-adds against ``positions * numel(W)``
-    dense. Positions are read from a forward pass on one zero image of shape
+    dense. A transformer also multiplies activations with activations: its
+    attention's scores ``Q_k K_k^T`` and mixing ``A_k V_k``, ``2 T^2 p`` per
+    head of ``p`` dimensions on ``T`` tokens, ``2 T^2 width`` per layer. No
+    weight takes part in them, so sparse weights do not reduce them: they
+    count in full in both counts, ::
+
+        flops_ratio = (sum_W positions_W nonzero(W) + A)
+                      / (sum_W positions_W numel(W) + A),
+
+    ``A`` the sum of ``module.activation_multiply_adds(T)`` over the calls of
+    every module that has this method (the attentions of
+    :mod:`solvers_common.models.transformers`), ``T`` the token count of the
+    call's first input ``(..., T, width)``, once per token set; ``A = 0`` for
+    models without attention (mlp, convnet, resnet18). Positions and token
+    counts are read from a forward pass on one zero image of shape
     ``input_shape``.
     """
     layers = sparsifiable_modules(model)
+    attentions = [module for module in model.modules()
+                  if callable(getattr(module, "activation_multiply_adds", None))]
     positions = {}
+    activation_products = 0
 
     def record(module, inputs, output):
         # Output shape (1, features, *spatial) for convolutions and
@@ -69,7 +87,14 @@ def flops_ratio(model, input_shape):
         features = output.shape[-1] if isinstance(module, nn.Linear) else output.shape[1]
         positions[module] = positions.get(module, 0) + output.numel() // features
 
-    handles = [module.register_forward_hook(record) for module in layers]
+    def record_attention(module, inputs, output):
+        nonlocal activation_products
+        tokens = inputs[0]  # (..., T, width)
+        token_sets = tokens.numel() // (tokens.shape[-2] * tokens.shape[-1])
+        activation_products += token_sets * module.activation_multiply_adds(tokens.shape[-2])
+
+    handles = ([module.register_forward_hook(record) for module in layers]
+               + [module.register_forward_hook(record_attention) for module in attentions])
     was_training = model.training
     parameter = next(model.parameters())
     try:
@@ -82,4 +107,4 @@ def flops_ratio(model, input_shape):
     sparse = sum(positions.get(layer, 0) * int(torch.count_nonzero(layer.weight))
                  for layer in layers)
     dense = sum(positions.get(layer, 0) * layer.weight.numel() for layer in layers)
-    return _ratio(sparse, dense)
+    return _ratio(sparse + activation_products, dense + activation_products)

@@ -181,6 +181,21 @@ def _merge_heads(features):
     return features.transpose(1, 2).reshape(n, t, heads * head_width)
 
 
+def attention_multiply_adds(n_tokens, width, heads):
+    """Multiply-adds of the products between activations of multi-head
+    attention on one set of ``n_tokens`` tokens: for each of the ``heads``
+    heads of ``p = width / heads`` dimensions, the scores ``Q_k K_k^T``
+    (``n_tokens x p`` times ``p x n_tokens``: ``n_tokens^2 p``) and the mixing
+    ``A_k V_k`` (``n_tokens x n_tokens`` times ``n_tokens x p``: ``n_tokens^2
+    p``), ``2 n_tokens^2 width`` in all (Vaswani et al., NeurIPS 2017, eq. 1).
+    The same in CRATE's MSSA, whose query, key and value are all ``U_k^T Z``
+    (Yu et al., NeurIPS 2023, section 2.3): the Gram matrix ``(U_k^T Z)^T
+    (U_k^T Z)`` and its product with ``U_k^T Z``. Softmax, scaling and the
+    projections (weights, counted as linear layers) are not included."""
+    head_width = width // heads
+    return heads * 2 * n_tokens**2 * head_width
+
+
 def scaled_dot_product_attention(query, key, value, return_attention=False):
     """``softmax(query key^T / sqrt(p)) value`` for every head at once
     (Vaswani et al., NeurIPS 2017, eq. 1). Training takes torch's fused
@@ -203,9 +218,16 @@ class MultiHeadSelfAttention(nn.Module):
 
     def __init__(self, width, heads):
         super().__init__()
-        self.heads = heads
+        self.width, self.heads = width, heads
         self.query_key_value = nn.Linear(width, 3 * width)
         self.output = nn.Linear(width, width)
+
+    def activation_multiply_adds(self, n_tokens):
+        """Multiply-adds between activations on one set of ``n_tokens``
+        tokens (:func:`attention_multiply_adds`): no weight takes part in
+        them, so sparse weights do not reduce them; read by
+        :func:`~solvers_common.metrics.flops_ratio`."""
+        return attention_multiply_adds(n_tokens, self.width, self.heads)
 
     def forward(self, tokens, return_attention=False):
         n, t, width = tokens.shape
@@ -232,9 +254,16 @@ class MultiHeadSubspaceSelfAttention(nn.Module):
 
     def __init__(self, width, heads):
         super().__init__()
-        self.heads = heads
+        self.width, self.heads = width, heads
         self.projection = nn.Linear(width, width, bias=False)
         self.output = nn.Linear(width, width)
+
+    def activation_multiply_adds(self, n_tokens):
+        """Multiply-adds between activations on one set of ``n_tokens``
+        tokens (:func:`attention_multiply_adds`): no weight takes part in
+        them, so sparse weights do not reduce them; read by
+        :func:`~solvers_common.metrics.flops_ratio`."""
+        return attention_multiply_adds(n_tokens, self.width, self.heads)
 
     def subspace_bases(self):
         """The bases ``U_k``, stacked: shape ``(heads, width, width / heads)``."""

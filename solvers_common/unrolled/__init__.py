@@ -1,5 +1,5 @@
 """Unrolled (learned) sparse-coding networks and their training."""
-from .networks import ALISTA, FISTA, ISTA, LISTA, LISTACP, SLISTA, UnrolledNetwork
+from .networks import ALISTA, FISTA, ISTA, LISTA, LISTACP, SLISTA, LISTATied, UnrolledNetwork
 from .training import ConstrainedUnrolledTrainer, UnrolledTrainer
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "ISTA",
     "LISTA",
     "LISTACP",
+    "LISTATied",
     "SLISTA",
     "UnrolledNetwork",
     "UnrolledTrainer",

@@ -7,6 +7,11 @@ shape ``(L + 1, N, m)``. A layer is one (learned) proximal-gradient step
     z_{l+1} = ST(A^l z_l + B^l x, theta^l),
 
 the networks differ by how ``A^l``, ``B^l`` and ``theta^l`` are parametrized.
+
+Past its trained depth (``forward(x, extra_layers=k)``) a network runs ``k``
+more layers, as its ``continuation`` says: ISTA and FISTA keep iterating,
+a weight-tied network repeats its layer, an untied one repeats its last
+layer (a choice: nothing was trained for those layers).
 """
 import math
 
@@ -42,12 +47,29 @@ class UnrolledNetwork(nn.Module):
     - ``thresholds(prepared)``: the ``L`` thresholds, one per layer.
 
     Layer ``l`` is then ``z_{l+1} = ST(preactivation(l, z_l, z_{l-1}), theta_l)``.
+    ``input_size``, the signals' dimension ``n``, is checked on every input
+    when given.
+
+    Past the trained depth, layer ``index >= n_layers`` runs as layer
+    ``continued_layer(index)``: by default ``-1``, Python's index of the last
+    layer (negative, so that no network mistakes it for the first layer,
+    whose input is ``z_0 = 0``). ``continuation`` says in words how the
+    network continues; a subclass that cannot continue sets it to None.
+    ``fixed_point_map`` is True when every layer is one map ``z -> ST(
+    preactivation(-1, z, z), thresholds[-1])`` that does not depend on
+    ``z_{l-1}`` nor on the layer (ISTA, a weight-tied network with one
+    threshold): such a network has a fixed point, which implicit training
+    (:mod:`solvers_common.unrolled.implicit`) differentiates.
     """
 
-    def __init__(self, n_layers, n_atoms):
+    continuation = "repeats its last layer"
+    fixed_point_map = False
+
+    def __init__(self, n_layers, n_atoms, input_size=None):
         super().__init__()
         self.n_layers = int(n_layers)
         self.n_atoms = int(n_atoms)
+        self.input_size = None if input_size is None else int(input_size)
 
     def prepare(self, x):
         return x
@@ -58,30 +80,50 @@ class UnrolledNetwork(nn.Module):
     def thresholds(self, prepared):
         raise NotImplementedError
 
+    def continued_layer(self, index):
+        """The layer that runs as layer ``index >= n_layers``."""
+        return -1
+
     def _needs_grad(self, x):
         return torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
 
-    def forward(self, x, iterate_noise=None):
+    def _layers(self, extra_layers):
+        """The layer run at each depth ``0 .. L + extra_layers - 1``."""
+        if (isinstance(extra_layers, bool) or int(extra_layers) != extra_layers
+                or extra_layers < 0):
+            raise ValueError(f"extra_layers must be an integer >= 0, got {extra_layers!r}.")
+        if extra_layers and self.continuation is None:
+            raise ValueError(f"extra_layers={extra_layers}: {type(self).__qualname__} "
+                             "cannot run past its trained depth (continuation = None).")
+        return list(range(self.n_layers)) + [
+            self.continued_layer(index)
+            for index in range(self.n_layers, self.n_layers + int(extra_layers))]
+
+    def forward(self, x, iterate_noise=None, extra_layers=0):
         """Iterates of the network on the signals ``x``, shape ``(L+1, N, m)``.
 
         ``iterate_noise(l, z_l)``, when given, returns the iterate that the
         next layer receives (and that is reported) in place of ``z_l``; it
         injects perturbations (training noise, robustness tests).
+        ``extra_layers = k`` runs ``k`` layers past the trained depth (see
+        ``continued_layer``): the iterates then have shape ``(L+k+1, N, m)``,
+        and the first ``L + 1`` are those of ``extra_layers = 0``.
         """
-        if x.shape[-1] != self.input_size:
+        if self.input_size is not None and x.shape[-1] != self.input_size:
             raise ValueError(
                 f"x has dimension {x.shape[-1]} but the network expects signals "
                 f"of dimension {self.input_size}."
             )
+        layers = self._layers(extra_layers)
         prepared = self.prepare(x)
         thresholds = self.thresholds(prepared)
         if self._needs_grad(x):
             z = z_previous = x.new_zeros(x.shape[0], self.n_atoms)
             iterates = [z]
-            for index in range(self.n_layers):
-                u = self.preactivation(index, z, z_previous, prepared)
-                z_previous, z = z, soft_threshold(u, thresholds[index])
+            for index, layer in enumerate(layers):
+                u = self.preactivation(layer, z, z_previous, prepared)
+                z_previous, z = z, soft_threshold(u, thresholds[layer])
                 if iterate_noise is not None:
                     z = iterate_noise(index + 1, z)
                 iterates.append(z)
@@ -89,11 +131,11 @@ class UnrolledNetwork(nn.Module):
         # Without autograd, each iterate is written into its slice of the
         # output: a final stack would copy them all once more, which costs
         # as much as a layer's soft-thresholding when N m is large.
-        iterates = x.new_empty(self.n_layers + 1, x.shape[0], self.n_atoms)
+        iterates = x.new_empty(len(layers) + 1, x.shape[0], self.n_atoms)
         z = z_previous = iterates[0].zero_()
-        for index in range(self.n_layers):
-            u = self.preactivation(index, z, z_previous, prepared)
-            out = _soft_threshold_into(iterates[index + 1], u, thresholds[index])
+        for index, layer in enumerate(layers):
+            u = self.preactivation(layer, z, z_previous, prepared)
+            out = _soft_threshold_into(iterates[index + 1], u, thresholds[layer])
             z_previous, z = z, out
             if iterate_noise is not None:
                 perturbed = iterate_noise(index + 1, out)
@@ -118,11 +160,24 @@ def _soft_threshold_into(out, u, threshold):
     return out.copy_(soft_threshold(u, threshold))
 
 
+class _Repeated:
+    """The same threshold at every layer index, past the trained depth too."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __getitem__(self, index):
+        return self.value
+
+
 class ISTA(UnrolledNetwork):
     """ISTA (Daubechies, Defrise & De Mol 2004) unrolled for ``n_layers``
     iterations with step ``1 / L_D``, ``L_D = ||D||_2^2``:
     ``z_{l+1} = ST((I - D^T D / L_D) z_l + D^T x / L_D, lmbd / L_D)``.
-    No learnable parameters."""
+    No learnable parameters; past ``n_layers`` it keeps iterating."""
+
+    continuation = "iterates ISTA"
+    fixed_point_map = True
 
     def __init__(self, D, lmbd, n_layers):
         check_network_parameters(D, lmbd, n_layers)
@@ -142,26 +197,36 @@ class ISTA(UnrolledNetwork):
             return terms
         return torch.addmm(terms, z, self.W_z.T)
 
+    def continued_layer(self, index):
+        return index
+
     def thresholds(self, prepared):
-        return (self.threshold,) * self.n_layers
+        return _Repeated(self.threshold)
 
 
 class FISTA(ISTA):
     """FISTA (Beck & Teboulle 2009, eq. (4.1)-(4.3)) unrolled: the ISTA step
-    is taken at ``y_l = z_l + (t_{l-1} - 1) / t_l (z_l - z_{l-1})``."""
+    is taken at ``y_l = z_l + (t_{l-1} - 1) / t_l (z_l - z_{l-1})``; past
+    ``n_layers`` it keeps iterating (``t_l`` goes on)."""
+
+    continuation = "iterates FISTA"
+    fixed_point_map = False
 
     def __init__(self, D, lmbd, n_layers):
         super().__init__(D, lmbd, n_layers)
-        t = [1.0]
-        for _ in range(n_layers):
-            t.append((1 + (1 + 4 * t[-1] ** 2) ** 0.5) / 2)
-        self.momentum = [(t[k - 1] - 1) / t[k] if k > 0 else 0.0 for k in range(n_layers)]
+        self._t = [1.0]
+
+    def momentum(self, index):
+        """``(t_{l-1} - 1) / t_l`` of layer ``index = l`` (0 at ``l = 0``)."""
+        while len(self._t) <= index:
+            self._t.append((1 + (1 + 4 * self._t[-1] ** 2) ** 0.5) / 2)
+        return (self._t[index - 1] - 1) / self._t[index] if index > 0 else 0.0
 
     def preactivation(self, index, z, z_previous, terms):
         if index == 0:  # y_0 = z_0 = 0
             return terms
         # y = z + momentum (z - z_previous), in one kernel
-        y = torch.lerp(z, z_previous, -self.momentum[index])
+        y = torch.lerp(z, z_previous, -self.momentum(index))
         return super().preactivation(index, y, None, terms)
 
 
@@ -172,8 +237,13 @@ class LISTA(ISTA):
     ``init="ista"`` starts from ISTA's weights (Ablin et al. 2019), so the
     untrained network equals ISTA; ``init="random"`` draws small Gaussian
     weights (standard deviation ``random_scale``) as the code of Hadou et
-    al. (2024).
+    al. (2024). Past ``n_layers`` it repeats its last layer.
     """
+
+    continuation = UnrolledNetwork.continuation
+    continued_layer = UnrolledNetwork.continued_layer
+    fixed_point_map = False
+    _weight_shapes = "per_layer"
 
     def __init__(self, D, lmbd, n_layers, init="ista", random_scale=1e-2,
                  generator=None):
@@ -181,19 +251,27 @@ class LISTA(ISTA):
             raise ValueError(f"init={init!r} is unknown; accepted: {list(INITIALIZATIONS)}.")
         super().__init__(D, lmbd, n_layers)
         n, m = D.shape
+        n_weights = n_layers if self._weight_shapes == "per_layer" else 1
+        n_thresholds = n_layers if self._threshold_shape() == "per_layer" else 1
         if init == "ista":
-            W_z = self.W_z.expand(n_layers, m, m).clone()
-            W_x = self.W_x.expand(n_layers, m, n).clone()
-            threshold = self.threshold.expand(n_layers).clone()
+            W_z = self.W_z.expand(n_weights, m, m).clone()
+            W_x = self.W_x.expand(n_weights, m, n).clone()
+            threshold = self.threshold.expand(n_thresholds).clone()
         else:
             def draw(*shape):
                 return random_scale * torch.randn(
                     *shape, generator=generator, dtype=D.dtype, device=D.device)
-            W_z, W_x, threshold = draw(n_layers, m, m), draw(n_layers, m, n), draw(n_layers)
+            W_z, W_x = draw(n_weights, m, m), draw(n_weights, m, n)
+            threshold = draw(n_thresholds)
         del self.W_z, self.W_x, self.threshold
+        if self._weight_shapes != "per_layer":
+            W_z, W_x = W_z[0], W_x[0]
         self.W_z = nn.Parameter(W_z)
         self.W_x = nn.Parameter(W_x)
         self.threshold = nn.Parameter(threshold)
+
+    def _threshold_shape(self):
+        return "per_layer"
 
     def prepare(self, x):
         # One product for all layers, (N, n) @ (n, L m), split per layer.
@@ -212,6 +290,44 @@ class LISTA(ISTA):
         return torch.addmm(terms[index], z, W_z[index].T)
 
     def thresholds(self, prepared):
+        return self.threshold.unbind(0)
+
+
+THRESHOLDS = ("shared", "per_layer")
+
+
+class LISTATied(LISTA):
+    """Weight-tied LISTA: one ``W_z`` and one ``W_x`` for all layers,
+    ``z_{l+1} = ST(W_z z_l + W_x x, theta^l)`` (the recurrent form of
+    Gregor & LeCun 2010, eq. (3)), with one threshold for all layers
+    (``thresholds="shared"``: the network iterates one map, whose fixed point
+    implicit training differentiates) or one per layer (``"per_layer"``).
+    Initialized as LISTA (``init``). Past ``n_layers`` it repeats its layer
+    (with its last threshold when they are per layer)."""
+
+    continuation = "repeats its layer"
+    _weight_shapes = "tied"
+
+    def __init__(self, D, lmbd, n_layers, thresholds="shared", init="ista",
+                 random_scale=1e-2, generator=None):
+        if thresholds not in THRESHOLDS:
+            raise ValueError(f"thresholds={thresholds!r} is unknown; "
+                             f"accepted: {list(THRESHOLDS)}.")
+        self._thresholds = thresholds
+        super().__init__(D, lmbd, n_layers, init=init, random_scale=random_scale,
+                         generator=generator)
+        self.fixed_point_map = thresholds == "shared"
+
+    def _threshold_shape(self):
+        return self._thresholds
+
+    # ISTA's layer, with the learned W_z, W_x.
+    prepare = ISTA.prepare
+    preactivation = ISTA.preactivation
+
+    def thresholds(self, prepared):
+        if self._thresholds == "shared":
+            return _Repeated(self.threshold[0])
         return self.threshold.unbind(0)
 
 

@@ -9,6 +9,7 @@ Stochastically-Descending Unrolled Networks", solved in the dual.
 import torch
 
 from ..lasso import lasso_gradient, lasso_objective, proximal_gradient_mapping
+from .metrics import accepts_iterate_noise
 
 LOSSES = ("supervised", "unsupervised")
 CONSTRAINTS = ("distance", "gradient")
@@ -38,7 +39,9 @@ class UnrolledTrainer:
 
     Parameters
     ----------
-    network : UnrolledNetwork
+    network : a module mapping signals ``(N, n)`` to iterates ``(L + 1, N, m)``;
+        with ``noise_level > 0``, one whose ``forward`` takes ``iterate_noise``
+        (an ``UnrolledNetwork``)
     X, z_star : tensors ``(N, n)`` and ``(N, m)``, on the network's device
     D, lmbd : the Lasso problem (for the unsupervised loss and the constraints)
     loss : ``"supervised"`` or ``"unsupervised"``
@@ -61,6 +64,11 @@ class UnrolledTrainer:
         _check_positive(lr=lr, batch_size=batch_size)
         if noise_level < 0:
             raise ValueError(f"noise_level must be >= 0, got {noise_level}.")
+        if noise_level > 0 and not accepts_iterate_noise(network):
+            raise ValueError(
+                f"noise_level={noise_level} injects noise through the iterate_noise argument "
+                f"of the network's forward, which {type(network).__qualname__} does not take "
+                "(subclass solvers_common.unrolled.UnrolledNetwork).")
         if batch_size > X.shape[0]:
             raise ValueError(f"batch_size={batch_size} is larger than the "
                              f"{X.shape[0]} training signals.")
@@ -143,7 +151,10 @@ class UnrolledTrainer:
         self.network.train()
         for _ in range(n_steps):
             x, z_star = self._next_batch()
-            iterates = self.network(x, iterate_noise=self._noise(x))
+            noise = self._noise(x)
+            # Without noise, a plain module (no iterate_noise argument) trains too.
+            iterates = (self.network(x) if noise is None
+                        else self.network(x, iterate_noise=noise))
             loss = self.batch_loss(iterates, x, z_star)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,56 @@
+from benchmark_utils.hypergradient_solver import HypergradientSolver
+
+from solvers_common.bilevel import check_iterations, implicit_forward_hypergradient
+
+
+class Solver(HypergradientSolver):
+    """Implicit forward differentiation (Bertrand, Klopfenstein, Massias,
+    Blondel, Vaiter, Gramfort and Salmon, ICML 2020 / JMLR 2022, Algorithm
+    2): solve the inner problem, then run forward-mode Jacobian iterations
+    with the support and signs of the solution fixed, at the cost of
+    iterations on |S| coordinates.
+
+    Outer iteration:
+        theta: ISTA from the previous theta until the relative duality gap
+               is <= inner_tolerance (at most max_inner_steps iterations)
+        S = supp(theta), s = sign(theta_S), L_S = ||H_SS||
+        J_S <- J_S - (H_SS J_S + exp(lmbd_S) s) / L_S, from the previous
+               J_S when the support is the same, until the relative change
+               is <= jacobian_tolerance (at most n_jacobian_steps)
+        g = J_S^T grad_S F(theta)
+        lmbd <- lmbd - rate g    (benchmark_utils/hypergradient_solver.py)
+    (ISTA's Jacobian iterations, with the step of the problem restricted to
+    S, in place of the paper's coordinate descent.) In the hypergradient
+    study, theta is the N-th ISTA iterate.
+    """
+
+    name = "implicit_forward"
+    parameters = {
+        "step_size": [1.0],
+        "inner_tolerance": [1e-8],
+        "max_inner_steps": [10_000],
+        "n_jacobian_steps": [1000],
+        "jacobian_tolerance": [1e-8],
+        **HypergradientSolver.full_batch_parameters,
+    }
+    step_size_parameters = ("step_size", "inner_tolerance", "jacobian_tolerance")
+    test_config = {"max_inner_steps": 20, "n_jacobian_steps": 10,
+                   "dataset": {"name": "lasso_simulated"}}
+
+    def check_parameters(self):
+        super().check_parameters()
+        check_iterations("max_inner_steps", self.max_inner_steps)
+        check_iterations("n_jacobian_steps", self.n_jacobian_steps)
+
+    def initialize(self):
+        self.jacobian = None  # (support, J_S) of the previous estimate
+        super().initialize()
+
+    def optimization_run(self, lmbd, theta0):
+        return self.make_run(lmbd, theta0).solve(self.inner_tolerance, self.max_inner_steps)
+
+    def estimate(self, run):
+        gradient, self.jacobian = implicit_forward_hypergradient(
+            self.problem, run.theta, run.lmbd, self.n_jacobian_steps,
+            self.jacobian_tolerance, jacobian0=self.jacobian)
+        return gradient

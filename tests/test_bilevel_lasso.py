@@ -1,0 +1,298 @@
+"""The l1-regularized bilevel problems (solvers_common.bilevel.sparse) and
+their hypergradient estimators: the reference inner solver against
+scikit-learn, the reference hypergradient against finite differences of h,
+ITD forward = backward, truncation K = N = full backpropagation, ITD tends to
+the implicit hypergradient, implicit forward = implicit, bad input raises
+ValueError before any work; and the benchmark's solvers through benchopt's
+API (smooth solvers skipped, the hypergradient study)."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from benchopt.benchmark import Benchmark
+from benchopt.utils.run_context import RunContext
+from sklearn.linear_model import Lasso, LogisticRegression
+
+from solvers_common.bilevel import (
+    LassoProblem,
+    SparseLogisticRegressionProblem,
+    UnrolledProximalGradient,
+    correlated_regression,
+    implicit_forward_hypergradient,
+    implicit_hypergradient,
+    standardize_splits,
+)
+
+BENCHMARK = Path(__file__).parents[1] / "benchmark_bilevel"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def restore_thread_count():
+    n_threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n_threads)
+
+
+def make_data(n_inner=40, n_outer=40, n_features=60, seed=0):
+    X, y, _ = correlated_regression(np.random.default_rng(seed), n_inner + n_outer,
+                                    n_features, correlation=0.5, density=0.1, snr=3.0)
+    X, y = standardize_splits(X, y, n_inner)
+    return X[:n_inner], y[:n_inner], X[n_inner:], y[n_inner:]
+
+
+def lasso(weighted=False, **sizes):
+    return LassoProblem(*make_data(**sizes), weighted=weighted)
+
+
+def logreg():
+    X_inner, y_inner, X_outer, y_outer = make_data()
+    return SparseLogisticRegressionProblem(X_inner, np.sign(y_inner), X_outer,
+                                           np.sign(y_outer))
+
+
+def lmbd_at(problem, ratio):
+    size = problem.n_features if problem.weighted else 1
+    return torch.full((size,), problem.lmbd_max() + math.log(ratio), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.1, 0.02])
+def test_reference_inner_solution_matches_scikit_learn_lasso(ratio):
+    problem = lasso()
+    lmbd = lmbd_at(problem, ratio)
+    theta = problem.solve_inner(lmbd)
+    assert problem.duality_gap(theta, lmbd)[0] <= 1e-12
+    reference = Lasso(alpha=math.exp(float(lmbd)), fit_intercept=False, tol=1e-14,
+                      max_iter=1_000_000).fit(problem.X_inner.numpy(), problem.y_inner.numpy())
+    np.testing.assert_allclose(theta.numpy(), reference.coef_, atol=1e-9)
+
+
+def test_reference_inner_solution_matches_scikit_learn_logistic_regression():
+    problem = logreg()
+    lmbd = lmbd_at(problem, 0.2)
+    theta = problem.solve_inner(lmbd)
+    assert problem.duality_gap(theta, lmbd)[0] <= 1e-12
+    # scikit-learn: C sum_i log(1 + exp(-y_i x_i^T w)) + ||w||_1, C = 1 / (n alpha).
+    C = 1.0 / (problem.n_inner_samples * math.exp(float(lmbd)))
+    reference = LogisticRegression(C=C, l1_ratio=1.0, solver="liblinear", fit_intercept=False,
+                                   tol=1e-12, max_iter=100_000).fit(
+        problem.X_inner.numpy(), problem.y_inner.numpy())
+    np.testing.assert_allclose(theta.numpy(), reference.coef_[0], atol=1e-5)
+
+
+def finite_difference(problem, lmbd, direction, eps=1e-6):
+    def h(point):
+        return float(problem.outer_loss(problem.solve_inner(point), point))
+    return (h(lmbd + eps * direction) - h(lmbd - eps * direction)) / (2 * eps)
+
+
+@pytest.mark.parametrize("make_problem", [lasso, lambda: lasso(weighted=True), logreg],
+                         ids=["lasso", "weighted_lasso", "sparse_logreg"])
+def test_reference_hypergradient_matches_finite_differences(make_problem):
+    problem = make_problem()
+    lmbd = lmbd_at(problem, 0.1)
+    theta = problem.solve_inner(lmbd)
+    gradient, _ = problem.hypergradient(theta, lmbd)
+    # The support is stable under a perturbation of 1e-6 (checked here).
+    for eps in (1e-6, -1e-6):
+        assert torch.equal(problem.solve_inner(lmbd + eps) != 0, theta != 0)
+    direction = torch.randn(lmbd.shape, generator=torch.Generator().manual_seed(0),
+                            dtype=torch.float64)
+    expected = finite_difference(problem, lmbd, direction)
+    assert abs(float(gradient @ direction) - expected) <= 1e-6 * max(1.0, abs(expected))
+    if problem.weighted:
+        assert bool((gradient[theta == 0] == 0).all())
+
+
+def unrolled(problem, lmbd, n_iterations, **options):
+    run = UnrolledProximalGradient(problem, lmbd, torch.zeros(problem.n_features,
+                                                              dtype=torch.float64), **options)
+    return run.run(n_iterations)
+
+
+@pytest.mark.parametrize("make_problem", [lasso, lambda: lasso(weighted=True), logreg],
+                         ids=["lasso", "weighted_lasso", "sparse_logreg"])
+@pytest.mark.parametrize("n_iterations", [1, 7, 60])
+def test_forward_and_backward_itd_agree(make_problem, n_iterations):
+    problem = make_problem()
+    lmbd = lmbd_at(problem, 0.1)
+    forward = unrolled(problem, lmbd, n_iterations, forward=True).forward_hypergradient()
+    run = unrolled(problem, lmbd, n_iterations, record=True)
+    torch.testing.assert_close(run.backward_hypergradient(), forward, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(run.backward_hypergradient(n_iterations), forward,
+                               rtol=1e-10, atol=1e-12)
+    # Truncated to K < N: a different (biased) estimate.
+    if n_iterations > 1:
+        truncated = run.backward_hypergradient(1)
+        assert float((truncated - forward).abs().max()) > 1e-8
+
+
+def test_itd_matches_autograd_through_the_iterations():
+    problem = lasso(n_features=30)
+    lmbd = lmbd_at(problem, 0.1).requires_grad_(True)
+    theta = torch.zeros(problem.n_features, dtype=torch.float64)
+    step = 1 / problem.lipschitz
+    for _ in range(25):
+        theta = problem.prox(theta - step * problem.smooth_gradient(theta), step, lmbd)
+    expected, = torch.autograd.grad(problem.outer_loss(theta, lmbd), lmbd)
+    run = unrolled(problem, lmbd.detach(), 25, forward=True)
+    torch.testing.assert_close(run.forward_hypergradient(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_itd_tends_to_the_implicit_hypergradient():
+    problem = lasso()
+    lmbd = lmbd_at(problem, 0.1)
+    reference, _ = problem.hypergradient(problem.solve_inner(lmbd), lmbd)
+    errors = [float((unrolled(problem, lmbd, n, forward=True).forward_hypergradient()
+                     - reference).abs().max()) / float(reference.abs().max())
+              for n in (300, 1000, 3000)]
+    assert errors[-1] < 1e-8 and errors[-1] < errors[0], errors
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_implicit_forward_equals_implicit_on_the_support(weighted):
+    problem = lasso(weighted=weighted)
+    lmbd = lmbd_at(problem, 0.1)
+    theta = problem.solve_inner(lmbd)
+    implicit = implicit_hypergradient(problem, theta, lmbd)
+    forward, (support, jacobian) = implicit_forward_hypergradient(problem, theta, lmbd,
+                                                                  100_000, tol=1e-15)
+    torch.testing.assert_close(forward, implicit, rtol=1e-10, atol=1e-12)
+    # Warm-started from its own Jacobian, one iteration suffices.
+    again, _ = implicit_forward_hypergradient(problem, theta, lmbd, 1,
+                                              jacobian0=(support, jacobian))
+    torch.testing.assert_close(again, implicit, rtol=1e-10, atol=1e-12)
+    # At an approximate solution, on the approximate solution's support.
+    approximate = unrolled(problem, lmbd, 500).theta
+    torch.testing.assert_close(
+        implicit_forward_hypergradient(problem, approximate, lmbd, 100_000, tol=1e-15)[0],
+        implicit_hypergradient(problem, approximate, lmbd), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(X_inner=np.zeros((5, 3)), y_inner=np.zeros(4)), "y_inner"),
+    (dict(X_outer=np.zeros((5, 4))), "X_outer"),
+    (dict(y_outer=np.zeros((6, 1))), "y_outer"),
+    (dict(X_inner=np.zeros(5)), "X_inner"),
+])
+def test_mismatched_shapes_raise_value_error(arguments, message):
+    data = dict(X_inner=np.zeros((5, 3)), y_inner=np.zeros(5), X_outer=np.zeros((6, 3)),
+                y_outer=np.zeros(6))
+    with pytest.raises(ValueError, match=message):
+        LassoProblem(**{**data, **arguments})
+
+
+# -- through benchopt ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def benchmark():
+    return Benchmark(BENCHMARK)
+
+
+TINY = dict(n_inner_samples=30, n_outer_samples=30, n_features=40)
+
+
+def make_objective(benchmark, dataset="lasso_simulated", study_lmbd_ratio=None, study_stride=10,
+                   **parameters):
+    dataset_class = next(d for d in benchmark.get_datasets() if d.name == dataset)
+    data_instance = dataset_class.get_instance(**parameters)
+    objective = benchmark.get_benchmark_objective().get_instance(
+        study_lmbd_ratio=study_lmbd_ratio, study_stride=study_stride)
+    RunContext().set_run_context(objective, data_instance, "dummy", repetition=0, base_seed=0)
+    objective.set_data(**data_instance.get_data())
+    return objective
+
+
+def make_solver(benchmark, objective, name, **parameters):
+    solver_class = next(s for s in benchmark.get_solvers() if s.name == name)
+    solver = solver_class.get_instance(**parameters)
+    RunContext().set_run_context(objective, "dummy", solver, repetition=0, base_seed=0)
+    return solver, solver._set_objective(objective)
+
+
+def run_solver(benchmark, objective, name, n_evaluations, **parameters):
+    solver, (skip, reason) = make_solver(benchmark, objective, name, **parameters)
+    assert not skip, reason
+    curve = []
+
+    def callback():
+        curve.append(objective.evaluate_result(**solver.get_result()))
+        return len(curve) <= n_evaluations
+    solver.run(callback)
+    return curve
+
+
+@pytest.mark.parametrize("name, parameters, message", [
+    ("itd_backward", dict(truncation=-1), "truncation"),
+    ("itd_backward", dict(n_inner_steps=10, truncation=11), "truncation"),
+    ("itd_forward", dict(n_inner_steps=0), "n_inner_steps"),
+    ("itd_backward", dict(n_inner_steps=-3), "n_inner_steps"),
+    ("implicit", dict(max_inner_steps=0), "max_inner_steps"),
+    ("implicit_forward", dict(n_jacobian_steps=0), "n_jacobian_steps"),
+    ("implicit", dict(step_size=0.0), "step_size"),
+])
+def test_bad_solver_parameters_raise_value_error(benchmark, name, parameters, message):
+    objective = make_objective(benchmark, **TINY)
+    with pytest.raises(ValueError, match=message):
+        make_solver(benchmark, objective, name, **parameters)
+
+
+@pytest.mark.parametrize("name", ["soba", "saba", "aid_cg", "itd", "stocbio", "mrbo"])
+def test_smooth_solvers_are_skipped_with_a_reason(benchmark, name):
+    objective = make_objective(benchmark, **TINY)
+    _, (skip, reason) = make_solver(benchmark, objective, name)
+    assert skip and "twice-differentiable" in reason and "\n" not in reason
+
+
+def test_hypergradient_solvers_are_skipped_on_smooth_problems(benchmark):
+    dataset_class = next(d for d in benchmark.get_datasets() if d.name == "breast_cancer")
+    data = dataset_class.get_instance()
+    objective = benchmark.get_benchmark_objective().get_instance()
+    RunContext().set_run_context(objective, data, "dummy", repetition=0, base_seed=0)
+    objective.set_data(**data.get_data())
+    _, (skip, reason) = make_solver(benchmark, objective, "implicit")
+    assert skip and "l1-regularized" in reason
+
+
+@pytest.mark.parametrize("name, parameters", [
+    ("itd_forward", dict(n_inner_steps=200)),
+    ("itd_backward", dict(n_inner_steps=200)),
+    ("implicit", dict(inner_tolerance=1e-10)),
+    ("implicit_forward", dict(inner_tolerance=1e-10)),
+    ("grid_search", dict(grid_size=10, lmbd_min=-6.0, lmbd_max=0.0)),
+])
+def test_each_solver_decreases_the_validation_loss(benchmark, name, parameters):
+    objective = make_objective(benchmark, "diabetes")
+    curve = run_solver(benchmark, objective, name, 8, dtype="float64", **parameters)
+    values = [point["value"] for point in curve]
+    assert all(math.isfinite(v) for v in values)
+    assert min(values[1:]) < values[0] - 1e-3, values
+
+
+def test_hypergradient_study_reports_the_error_against_the_reference(benchmark):
+    objective = make_objective(benchmark, study_lmbd_ratio=0.1, study_stride=50, **TINY)
+    curves = {name: run_solver(benchmark, objective, name, 30, dtype="float64", **parameters)
+              for name, parameters in [("itd_forward", {}), ("implicit", {}),
+                                       ("implicit_forward", {}),
+                                       ("itd_backward", dict(truncation=5))]}
+    for name, curve in curves.items():
+        assert [p["n_inner_iterations"] for p in curve[:3]] == [0, 50, 100], name
+        assert curve[-1]["support_identified"] == 1.0, name
+    assert curves["itd_forward"][-1]["hypergradient_error"] < 1e-8
+    assert curves["implicit"][-1]["hypergradient_error"] < 1e-8
+    assert curves["implicit_forward"][-1]["hypergradient_error"] < 1e-8
+    # Truncated backpropagation plateaus above full ITD.
+    assert curves["itd_backward"][-1]["hypergradient_error"] > 1e-4
+    # Grid search has no hypergradient to report in the study.
+    _, (skip, reason) = make_solver(benchmark, objective, "grid_search")
+    assert skip and "hypergradient" in reason
+
+
+def test_study_is_skipped_on_smooth_problems(benchmark):
+    dataset_class = next(d for d in benchmark.get_datasets() if d.name == "breast_cancer")
+    data = dataset_class.get_instance()
+    objective = benchmark.get_benchmark_objective().get_instance(study_lmbd_ratio=0.1)
+    RunContext().set_run_context(objective, data, "dummy", repetition=0, base_seed=0)
+    skip, reason = objective.skip(**data.get_data())
+    assert skip and "l1-regularized" in reason
