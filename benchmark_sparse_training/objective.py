@@ -1,8 +1,16 @@
-"""Sparse training of image classifiers: a solver trains the network
-``model`` on the training images and hands it over; the objective scores it,
-in eval mode, on the training set and on held-out test images, and counts how
-sparse it is (Bungert, Roith, Tenbrinck & Burger, "A Bregman learning
-framework for sparse neural networks", JMLR 2022).
+"""Sparse training of image classifiers (and denoisers): a solver trains the
+network ``model`` on the training images and hands it over; the objective
+scores it, in eval mode, on the training set and on held-out test images, and
+counts how sparse it is (Bungert, Roith, Tenbrinck & Burger, "A Bregman
+learning framework for sparse neural networks", JMLR 2022).
+
+``task`` chooses what the network learns: ``classification`` (the labels,
+cross-entropy) or ``denoising`` (the same images as targets, scaled to
+[0, 1], from copies degraded once, with benchopt's seed, by an optional
+Gaussian blur ``blur_sigma`` of size ``blur_size`` and Gaussian noise of
+standard deviation ``noise_std``; mean squared error), the architecture search
+experiment of the same paper, where row-group sparsity lets a deep fully
+connected network (``model=mlp_deep``) find its widths.
 
 For the transformers (``vit``, ``crate``, ``crate_alpha``; sizes ``width``,
 ``depth``, ``heads``, ``patch_size``, None for the defaults) it also reports,
@@ -18,6 +26,12 @@ import torch
 from benchopt import BaseObjective
 
 from solvers_common.classification import loss_and_accuracy
+from solvers_common.denoising import (
+    check_denoising_options,
+    mse_and_psnr,
+    noisy_images,
+    to_unit_range,
+)
 from solvers_common.device import to_cpu_float64
 from solvers_common.metrics import (
     density,
@@ -27,6 +41,7 @@ from solvers_common.metrics import (
     kernel_density,
     last_layer_class_attention,
     neuron_density,
+    neurons_per_layer,
     parameter_count,
     transformer_layer_metrics,
 )
@@ -38,40 +53,73 @@ from solvers_common.seeding import torch_generator
 N_METRIC_IMAGES = 128
 # Test images whose class-token attention maps are kept at the end of a run.
 N_ATTENTION_IMAGES = 4
-MODEL_SIZES = ("width", "depth", "heads", "patch_size")
+# Options of the model (None: the model's default): the sizes of the
+# transformers and of mlp_deep, and mlp_deep's skip connections (not
+# "skip": benchopt's objectives have a method of that name).
+MODEL_SIZES = ("width", "depth", "heads", "patch_size", "skip_connections")
+TASKS = ("classification", "denoising")
 
 
 class Objective(BaseObjective):
     name = "Sparse training"
     # What the benchmark is judged on (reports rank solvers by it): held-out
-    # accuracy, with the fraction of non-zero weights beside it.
-    primary_metric = {"name": "test_acc", "better": "higher", "beside": ["density"]}
+    # accuracy (the denoising task: held-out mean squared error), with the
+    # fraction of non-zero weights beside it.
+    primary_metric = [
+        {"name": "test_acc", "better": "higher", "beside": ["density"]},
+        {"name": "test_mse", "better": "lower", "beside": ["density"]},
+    ]
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
     requirements = ["pip::torch", "pip::torchvision"]
 
-    parameters = {"model": ["mlp"], **{size: [None] for size in MODEL_SIZES}}
+    parameters = {
+        "model": ["mlp"],
+        **{size: [None] for size in MODEL_SIZES},
+        "task": ["classification"],
+        "noise_std": [0.05],
+        "blur_sigma": [None],
+        "blur_size": [9],
+    }
     test_config = {"dataset": {"name": "simulated"}}
 
     @property
     def parameter_template(self):
-        # Sizes left at None (the model's defaults) stay out of the name, so
-        # that runs read "Sparse training[model=mlp]" or
-        # "Sparse training[model=crate,width=192]".
+        # Sizes left at None (the model's defaults) stay out of the name, and
+        # so does the task when it is classification, so that runs read
+        # "Sparse training[model=mlp]", "Sparse training[model=crate,width=192]"
+        # or "Sparse training[model=mlp_deep,task=denoising,noise_std=0.05]".
         shown = ["model"] + [size for size in MODEL_SIZES
                              if self._parameters.get(size) is not None]
+        if self._parameters.get("task", "classification") != "classification":
+            shown += ["task", "noise_std"]
+            if self._parameters.get("blur_sigma"):
+                shown += ["blur_sigma", "blur_size"]
         return ",".join(f"{name}={{{name}}}" for name in shown)
 
     @property
     def model_options(self):
         return {size: getattr(self, size) for size in MODEL_SIZES}
 
+    def check_parameters(self):
+        """Raise ValueError on a bad ``task`` or denoising option."""
+        if self.task not in TASKS:
+            raise ValueError(f"task={self.task!r} is unknown; accepted values: "
+                             f"{', '.join(map(repr, TASKS))}.")
+        check_denoising_options(self.noise_std, self.blur_sigma, self.blur_size)
+
+    def n_outputs(self, input_shape, n_classes):
+        """Outputs of the network: the classes, or the pixels of an image."""
+        return n_classes if self.task == "classification" else math.prod(input_shape)
+
     def skip(self, unavailable=None, **data):
+        self.check_parameters()
         # Datasets whose files are missing hand over a one-line message.
         if unavailable is not None:
             return True, unavailable
+        input_shape = data["X_train"].shape[1:]
         try:
-            build_model(self.model, data["X_train"].shape[1:], data["n_classes"],
+            build_model(self.model, input_shape, self.n_outputs(input_shape, data["n_classes"]),
                         **self.model_options)
         except ValueError as error:  # a convnet on 8 x 8 digits, sizes of a transformer
             return True, str(error)
@@ -86,11 +134,21 @@ class Objective(BaseObjective):
         self.y_test = torch.as_tensor(y_test, dtype=torch.int64)
         self.n_classes = int(n_classes)
         self.input_shape = tuple(self.X_train.shape[1:])
+        if self.task == "denoising":
+            # The targets are the clean images in [0, 1]; the inputs copies
+            # degraded once (a fixed noisy data set, as in the authors'
+            # notebook), training images first, from benchopt's seed.
+            self.y_train, self.y_test = to_unit_range(self.X_train, self.X_test)
+            generator = torch_generator(self.get_seed(use_repetition=True))
+            self.X_train, self.X_test = (
+                noisy_images(clean, self.noise_std, generator, self.blur_sigma, self.blur_size)
+                for clean in (self.y_train, self.y_test))
         self.X_metrics = self.X_test[:N_METRIC_IMAGES]
 
     def get_objective(self):
-        return dict(X=self.X_train, y=self.y_train, model=self.model, n_classes=self.n_classes,
-                    model_options=self.model_options)
+        return dict(X=self.X_train, y=self.y_train, model=self.model,
+                    n_outputs=self.n_outputs(self.input_shape, self.n_classes),
+                    model_options=self.model_options, task=self.task)
 
     def evaluate_result(self, model):
         metrics = {}
@@ -100,17 +158,24 @@ class Objective(BaseObjective):
         # Scored on the CPU in float64, in eval mode (batch normalization uses
         # its running statistics), whatever device the solver trained on.
         model = to_cpu_float64(model).eval()
-        train_loss, train_accuracy = loss_and_accuracy(model, self.X_train, self.y_train)
-        test_loss, test_accuracy = loss_and_accuracy(model, self.X_test, self.y_test)
+        if self.task == "classification":
+            train_loss, train_accuracy = loss_and_accuracy(model, self.X_train, self.y_train)
+            test_loss, test_accuracy = loss_and_accuracy(model, self.X_test, self.y_test)
+            metrics.update(value=train_loss, train_acc=train_accuracy, test_loss=test_loss,
+                           test_acc=test_accuracy)
+        else:
+            train_mse, _ = mse_and_psnr(model, self.X_train, self.y_train)
+            test_mse, test_psnr = mse_and_psnr(model, self.X_test, self.y_test)
+            metrics.update(value=train_mse, test_mse=test_mse, test_psnr=test_psnr)
         metrics.update(
-            value=train_loss,
-            train_acc=train_accuracy,
-            test_loss=test_loss,
-            test_acc=test_accuracy,
             density=density(model),
             neuron_density=neuron_density(model),
             flops_ratio=flops_ratio(model, self.input_shape),
         )
+        # The width each linear layer keeps (layers numbered from 1, in the
+        # order of model.modules()).
+        metrics.update({f"neurons_per_layer_{index}": count
+                        for index, count in enumerate(neurons_per_layer(model), start=1)})
         # NaN for a model without 2-D convolutions (the mlp, the
         # transformers): left out, since benchopt cannot draw a curve of NaNs.
         kernels = kernel_density(model)
@@ -142,6 +207,8 @@ class Objective(BaseObjective):
                     attention=np.ascontiguousarray(attention.numpy()))
 
     def get_one_result(self):
-        model = build_model(self.model, self.input_shape, self.n_classes, **self.model_options)
+        model = build_model(self.model, self.input_shape,
+                            self.n_outputs(self.input_shape, self.n_classes),
+                            **self.model_options)
         sparse_initialization_(model, 1.0, torch_generator(0))
         return dict(model=model)

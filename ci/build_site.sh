@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the static results site site/: index.html linking one report page per
-# benchmark, each with the benchmark's custom plots as PNG files (no network
-# needed), a table of final values, benchopt's interactive HTML report and the
+# benchmark, each with the benchmark's custom plots as interactive plotly
+# figures (plotly.js shipped in the site: no network needed) and PNG exports,
+# tables ranking the solvers per dataset, benchopt's HTML report and the
 # result file (parquet) for download.
 #
 # Usage:
@@ -17,7 +18,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 site="$ROOT/site"
 latest=0

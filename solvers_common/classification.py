@@ -1,5 +1,6 @@
 """Supervised image classification: the cross-entropy loss, its evaluation on
-a whole data set, and a mini-batch training loop around any torch optimizer."""
+a whole data set, and a mini-batch training loop around any torch optimizer
+(:class:`MiniBatchTrainer`, which :mod:`solvers_common.denoising` shares)."""
 import math
 import numbers
 
@@ -44,8 +45,9 @@ def random_crop_flip(images, generator, padding=4):
     return cropped.permute(0, 3, 1, 2)
 
 
-class ClassificationTrainer:
-    """Mini-batch training of ``model`` on ``(X, y)`` with cross-entropy.
+class MiniBatchTrainer:
+    """Mini-batch training of ``model`` on inputs ``X`` and targets ``y``
+    with the loss of a subclass (:meth:`loss`).
 
     Each epoch visits the training images once in an order drawn from
     ``generator`` (the last batch may be smaller). Batch orders and
@@ -57,7 +59,8 @@ class ClassificationTrainer:
     model : torch.nn.Module
     optimizer : torch.optim.Optimizer
         Any optimizer over ``model``'s parameters (SGD, Adam, LinBreg, ...).
-    X, y : tensors ``(N, C, H, W)`` and ``(N,)`` (int64), on the model's device
+    X : tensor ``(N, C, H, W)`` on the model's device
+    y : tensor of ``N`` targets on the model's device
     batch_size : int >= 1
     generator : torch.Generator (CPU)
     lr_schedule : {"constant", "plateau", "cosine"}
@@ -69,26 +72,21 @@ class ClassificationTrainer:
         batches per epoch`` (Loshchilov & Hutter, ICLR 2017, eq. 5 without
         restarts and with eta_min = 0), updated at every step.
     augmentation : {"none", "crop_flip"}
-        ``"crop_flip"``: :func:`random_crop_flip` on each batch.
+        ``"crop_flip"``: :func:`random_crop_flip` on each batch (through
+        :meth:`augment`).
     epochs : int or None
         Number of epochs the training will last; needed by ``"cosine"``.
-    label_smoothing : float in [0, 1)
-        The targets are ``(1 - label_smoothing)`` on the label plus
-        ``label_smoothing / n_classes`` on every class (Szegedy et al.,
-        CVPR 2016, section 7), as ``F.cross_entropy(..., label_smoothing)``.
     """
 
     def __init__(self, model, optimizer, X, y, batch_size, generator,
-                 lr_schedule="constant", augmentation="none", epochs=None,
-                 label_smoothing=0.0):
-        check_training_options(batch_size, lr_schedule, augmentation, label_smoothing)
+                 lr_schedule="constant", augmentation="none", epochs=None):
+        check_training_options(batch_size, lr_schedule, augmentation)
         if X.shape[0] != y.shape[0] or X.dim() != 4:
             raise ValueError(f"X of shape {tuple(X.shape)} must be (N, C, H, W) with N = "
-                             f"{y.shape[0]} labels.")
+                             f"{y.shape[0]} targets.")
         self.model, self.optimizer, self.X, self.y = model, optimizer, X, y
         self.batch_size, self.generator = int(batch_size), generator
         self.augmentation = augmentation
-        self.label_smoothing = float(label_smoothing)
         self.scheduler = self.step_scheduler = None
         if lr_schedule == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -103,6 +101,15 @@ class ClassificationTrainer:
                 optimizer, lambda step: cosine_factor(step, total_steps))
         self.epochs_done = 0
 
+    def loss(self, outputs, targets):
+        """The mean loss of a batch of network outputs against its targets."""
+        raise NotImplementedError
+
+    def augment(self, inputs, targets):
+        """The batch ``(inputs, targets)`` after augmentation; the targets of
+        a classifier (labels) do not change."""
+        return random_crop_flip(inputs, self.generator), targets
+
     def train_epoch(self):
         """One pass over the training set; returns its mean batch loss."""
         self.model.train()
@@ -110,11 +117,10 @@ class ClassificationTrainer:
         losses = []
         for start in range(0, self.X.shape[0], self.batch_size):
             index = order[start:start + self.batch_size]
-            inputs = self.X[index]
+            inputs, targets = self.X[index], self.y[index]
             if self.augmentation == "crop_flip":
-                inputs = random_crop_flip(inputs, self.generator)
-            loss = F.cross_entropy(self.model(inputs), self.y[index],
-                                   label_smoothing=self.label_smoothing)
+                inputs, targets = self.augment(inputs, targets)
+            loss = self.loss(self.model(inputs), targets)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -126,6 +132,32 @@ class ClassificationTrainer:
             self.scheduler.step(mean_loss)
         self.epochs_done += 1
         return mean_loss
+
+
+class ClassificationTrainer(MiniBatchTrainer):
+    """:class:`MiniBatchTrainer` with the cross-entropy loss: ``y`` holds
+    ``N`` int64 labels.
+
+    Parameters
+    ----------
+    model, optimizer, X, y, batch_size, generator, lr_schedule, augmentation, epochs
+        As for :class:`MiniBatchTrainer`.
+    label_smoothing : float in [0, 1)
+        The targets are ``(1 - label_smoothing)`` on the label plus
+        ``label_smoothing / n_classes`` on every class (Szegedy et al.,
+        CVPR 2016, section 7), as ``F.cross_entropy(..., label_smoothing)``.
+    """
+
+    def __init__(self, model, optimizer, X, y, batch_size, generator,
+                 lr_schedule="constant", augmentation="none", epochs=None,
+                 label_smoothing=0.0):
+        check_training_options(batch_size, lr_schedule, augmentation, label_smoothing)
+        super().__init__(model, optimizer, X, y, batch_size, generator, lr_schedule,
+                         augmentation, epochs)
+        self.label_smoothing = float(label_smoothing)
+
+    def loss(self, outputs, targets):
+        return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
 
 
 def cosine_factor(step, total_steps):

@@ -9,7 +9,11 @@ import os
 import torch
 
 DEVICE_ENV_VAR = "LEARNOPT_DEVICE"
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+# Dtypes that a solver runs as mixed precision: its products in that dtype
+# under torch.autocast, its weights ("master weights"), their gradients and
+# the optimizer's state in float32.
+AUTOCAST_DTYPES = (torch.bfloat16,)
 
 
 def get_device(device=None):
@@ -41,12 +45,25 @@ def get_device(device=None):
 
 
 def get_dtype(dtype="float32"):
-    """Return the torch dtype named ``dtype`` (``float32`` or ``float64``)."""
+    """Return the torch dtype named ``dtype`` (``float32``, ``float64`` or
+    ``bfloat16``; see :func:`mixed_precision` for what the last means to a
+    trained solver)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not supported; accepted: {list(DTYPES)}.")
     return DTYPES[dtype]
+
+
+def mixed_precision(dtype="float32"):
+    """``(storage_dtype, autocast_dtype)`` of a solver's ``dtype`` parameter:
+    ``float32`` and ``float64`` are ``(dtype, None)``, plain precision;
+    ``bfloat16`` is ``(float32, bfloat16)``: data and weights in float32,
+    the forward pass under ``torch.autocast(dtype=torch.bfloat16)``."""
+    dtype = get_dtype(dtype)
+    if dtype in AUTOCAST_DTYPES:
+        return torch.float32, dtype
+    return dtype, None
 
 
 def synchronize(device):

@@ -17,6 +17,7 @@ from solvers_common.device import (
     DEVICE_ENV_VAR,
     get_device,
     get_dtype,
+    mixed_precision,
     synchronize,
     to_cpu_float64,
 )
@@ -125,6 +126,16 @@ def test_get_dtype():
     for bad in ("float16", "double", "int64", ""):
         with pytest.raises(ValueError):
             get_dtype(bad)
+    assert get_dtype("bfloat16") is torch.bfloat16
+
+
+def test_mixed_precision():
+    assert mixed_precision("float32") == (torch.float32, None)
+    assert mixed_precision("float64") == (torch.float64, None)
+    # bfloat16: float32 storage (master weights), bfloat16 products
+    assert mixed_precision("bfloat16") == (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="dtype"):
+        mixed_precision("float16")
 
 
 def test_to_cpu_float64_copies_and_leaves_original_untouched():

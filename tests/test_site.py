@@ -1,13 +1,17 @@
 """The static results site (ci/build_site.sh), built from tiny runs of the
-three benchmarks: every page the index links to exists, every figure is a real
-PNG, and in headless Chromium every report shows its figures with no network.
+three benchmarks: every page the index links to exists, every PNG export is a
+real PNG, every report loads nothing but the site's own plotly.js, and in
+headless Chromium with the network off every report draws its plotly figures.
+The label shortening, the colours, the log scales and the ranking table are
+tested on hand-built data.
 
 The browser test needs Debian's ``chromium`` (``bash ci/run_tests.sh``
 installs it when run as root); without it the test is skipped, or fails when
 LEARNOPT_REQUIRE_BROWSER=1.
 """
 import functools
-import math
+import html
+import json
 import os
 import re
 import shutil
@@ -28,6 +32,7 @@ import pytest
 from benchopt.results import read_results
 from benchopt_runs import ROOT, tiny_runs
 from PIL import Image
+from plotly.offline import get_plotlyjs
 
 BENCHMARKS = ("unrolling", "bilevel", "sparse_training")
 BUILD_TIMEOUT = 300
@@ -35,11 +40,14 @@ BROWSER_TIMEOUT = 90
 
 
 class Links(HTMLParser):
-    """The href of every <a> and the src of every <img> of a page."""
+    """The href of every <a>, the src of every <img> and <script>, the
+    plotly figures (``data-spec`` of each ``.plotly-figure``) and the JSON
+    script elements (id: text) of a page."""
 
     def __init__(self):
         super().__init__()
-        self.hrefs, self.images = [], []
+        self.hrefs, self.images, self.scripts, self.figures = [], [], [], []
+        self.json, self._json_id = {}, None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -47,6 +55,21 @@ class Links(HTMLParser):
             self.hrefs.append(attrs["href"])
         if tag == "img":
             self.images.append(attrs.get("src", ""))
+        if tag == "script" and attrs.get("src"):
+            self.scripts.append(attrs["src"])
+        if tag == "script" and attrs.get("type") == "application/json":
+            self._json_id = attrs.get("id")
+            self.json[self._json_id] = ""
+        if tag == "div" and "plotly-figure" in (attrs.get("class") or "").split():
+            self.figures.append(attrs.get("data-spec"))
+
+    def handle_data(self, data):
+        if self._json_id is not None:
+            self.json[self._json_id] += data
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._json_id = None
 
 
 def links(page):
@@ -103,12 +126,27 @@ def test_site_links_exist_and_figures_are_images(site):
         assert len(parquets) == 1, f"{report} must link its result file once"
         original = results[report.parent.name.removeprefix("benchmark_")]
         assert read_results(parquets[0]).shape == read_results(original).shape
-        # Figures: at least one, each a link to itself, each a real image.
-        assert page.images, f"{report} shows no figure"
-        images = [local_target(report, src) for src in page.images]
-        assert set(images) <= set(targets), "every figure links to its PNG file"
+        # Figures: at least one; each PNG export linked from the page; the
+        # images shown (fallbacks of the plotly figures, image plots) among them.
+        pngs = [t for t in targets if t.suffix == ".png"]
+        assert pngs, f"{report} links no PNG export"
         on_disk = set(report.parent.glob("plots/*/*.png"))
-        assert set(images) == on_disk, f"{report} does not show exactly its PNG files"
+        assert set(pngs) == on_disk, f"{report} does not link exactly its PNG files"
+        images = [local_target(report, src) for src in page.images]
+        assert set(images) <= on_disk, f"{report} shows an image that is no PNG export"
+        # Every plotly figure has its JSON figure, with traces, a legend
+        # outside the axes and the full solver names on hover.
+        summary = json.loads((report.parent / "summary.json").read_text())
+        assert len(page.figures) == summary["n_interactive"] > 0, report
+        assert len(set(page.figures)) == len(page.figures), "figure ids must be unique"
+        for spec in page.figures:
+            figure = json.loads(page.json[spec])
+            assert figure["data"], f"{report}: figure {spec} has no trace"
+            assert figure["layout"]["legend"]["x"] > 1, "the legend must lie outside the axes"
+        solvers = read_results(original)["solver_name"].unique()
+        hover = " ".join(page.json.values())
+        for solver in solvers:
+            assert html.escape(solver) in hover or solver in hover, (report, solver)
         # Figures of the benchmark's own plots (a plot with nothing to show
         # for this run, e.g. a transformer plot of an mlp run, draws none).
         declared = {
@@ -116,20 +154,31 @@ def test_site_links_exist_and_figures_are_images(site):
             for plot in (ROOT / report.parent.name / "plots").glob("*.py")
             if not plot.name.startswith(("_", "template_"))
         }
-        drawn = {re.sub(r"_\d\d$", "", image.stem) for image in images}
+        drawn = {re.sub(r"_\d\d$", "", png.stem) for png in pngs}
         assert drawn and drawn <= declared, f"{report}: drew {drawn}, declared {declared}"
-        for image in images:
-            assert image.suffix == ".png" and image.stat().st_size > 0, image
-            with Image.open(image) as png:
-                assert png.format == "PNG", image
+        for png_file in pngs:
+            assert png_file.stat().st_size > 0, png_file
+            with Image.open(png_file) as png:
+                assert png.format == "PNG", png_file
                 png.verify()
-            pixels = matplotlib.image.imread(image)
-            assert pixels.shape[0] >= 200 and pixels.shape[1] >= 300, (image, pixels.shape)
-            assert pixels[..., :3].std() > 0.05, f"{image} is a blank image"
-    # Pages load nothing from the web: no script, no external resource.
-    for page in [site / "index.html", *reports]:
-        text = page.read_text(encoding="utf-8")
-        assert "<script" not in text and not re.search(r'(src|href)="(https?:)?//', text), page
+            pixels = matplotlib.image.imread(png_file)
+            assert pixels.shape[0] >= 200 and pixels.shape[1] >= 300, (png_file, pixels.shape)
+            assert pixels[..., :3].std() > 0.05, f"{png_file} is a blank image"
+        # The ranking table: every solver once per dataset, with its target.
+        text = report.read_text(encoding="utf-8")
+        assert "time to target [s]" in text and "Target:" in text, report
+    # Pages load nothing from the web: their one script file is the site's
+    # plotly.js (that of the installed plotly package), no external resource.
+    plotly_js = site / "plotly.min.js"
+    assert plotly_js.read_text(encoding="utf-8") == get_plotlyjs()
+    for page_file in [site / "index.html", *reports]:
+        text = page_file.read_text(encoding="utf-8")
+        assert not re.search(r'(src|href)="(https?:)?//', text), page_file
+        assert not re.search(r"(src|href)='", text), page_file
+        scripts = links(page_file).scripts
+        assert all(local_target(page_file, src) == plotly_js for src in scripts), (
+            page_file, scripts)
+        assert len(scripts) == (page_file != site / "index.html"), (page_file, scripts)
 
 
 def test_build_site_refuses_to_delete_a_foreign_folder(tmp_path):
@@ -197,22 +246,81 @@ def server(browser, site):
         thread.join(timeout=10)
 
 
-def screenshot(browser, url, path, width=1200, height=900):
-    """Chromium's screenshot of ``url`` as an RGB array, from a fresh profile
-    with background networking off."""
+# Chromium with the network off: every host name but 127.0.0.1 fails to
+# resolve, and every request that is not to the loopback goes to a proxy on a
+# closed port.
+OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+           "--proxy-server=http://127.0.0.1:9"]
+# A CDN's plotly.js, which must not load: the control that the network is off.
+CDN_PLOTLY = "https://cdn.plot.ly/plotly-2.35.2.min.js"
+
+
+def chromium(browser, url, *arguments):
+    """Run headless Chromium, offline, from a fresh profile, on ``url``;
+    its stdout. Scripts get 15 s of virtual time to finish."""
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         command = [
             browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-            f"--screenshot={path}", f"--window-size={width},{height}", url,
+            "--hide-scrollbars", "--virtual-time-budget=15000", *OFFLINE, *arguments, url,
         ]
         completed = subprocess.run(command, capture_output=True, text=True,
                                    timeout=BROWSER_TIMEOUT)
-    assert completed.returncode == 0 and Path(path).is_file(), (
-        f"chromium could not take a screenshot of {url}:\n{completed.stderr[-3000:]}")
+    assert completed.returncode == 0, (
+        f"chromium failed on {url}:\n{completed.stderr[-3000:]}")
+    return completed.stdout
+
+
+def screenshot(browser, url, path, width=1200, height=900):
+    """Chromium's screenshot of ``url`` as an RGB array."""
+    chromium(browser, url, f"--screenshot={path}", f"--window-size={width},{height}")
+    assert Path(path).is_file(), f"chromium took no screenshot of {url}"
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB")).astype(int)
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
+
+
+class Drawn(HTMLParser):
+    """In a DOM dumped by Chromium: the number of ``.js-plotly-plot``
+    elements (plotly's figures) that hold an ``svg.main-svg`` (what plotly
+    draws), and the attributes of <body>."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.plots, self.body = [], [], {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        classes = (attrs.get("class") or "").split()
+        if tag == "body":
+            self.body = attrs
+        if tag == "svg" and "main-svg" in classes:
+            for entry in self.stack:
+                if entry[1] is not None:
+                    self.plots[entry[1]] = True
+        if tag in VOID:
+            return
+        index = None
+        if "js-plotly-plot" in classes:
+            index = len(self.plots)
+            self.plots.append(False)
+        self.stack.append((tag, index))
+
+    def handle_endtag(self, tag):
+        for depth in range(len(self.stack) - 1, -1, -1):
+            if self.stack[depth][0] == tag:
+                del self.stack[depth:]
+                break
+
+
+def drawn(dom):
+    parser = Drawn()
+    parser.feed(dom)
+    return parser
 
 
 def non_white(pixels):
@@ -220,47 +328,65 @@ def non_white(pixels):
 
 
 def test_site_in_browser(browser, server, tmp_path):
+    """With the network off, every report draws each of its plotly figures
+    (an SVG in each ``.js-plotly-plot``; the page's loader counts them), the
+    same page with plotly.js from a CDN draws none, and the page looks
+    different from one whose figures do not load. Every PNG export opened on
+    its own shows pixel for pixel."""
     site, base = server
     shots = tmp_path / "screenshots"
     shots.mkdir()
     (site / "_blank.html").write_text("<!DOCTYPE html><html><body></body></html>")
-    jobs = {}
+    jobs, doms = {}, {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         def shoot(name, url, **size):
             jobs[name] = pool.submit(screenshot, browser, url, shots / f"{name}.png", **size)
+
+        def dump(name, url):
+            doms[name] = pool.submit(chromium, browser, url, "--dump-dom")
 
         shoot("blank", urljoin(base, "_blank.html"))
         shoot("index", base + "index.html")
         reports = report_pages(site)
         assert len(reports) == len(BENCHMARKS)
-        pngs = {}
+        pngs, n_figures = {}, {}
         for report in reports:
             name = report.parent.name
             relative = report.relative_to(site).as_posix()
             with urllib.request.urlopen(urljoin(base, relative), timeout=30) as response:
                 assert response.status == 200
             page = links(report)
-            # Tall enough to show every figure (two per row).
-            height = 500 + 450 * math.ceil(len(page.images) / 2)
+            n_figures[name] = len(page.figures)
+            dump(name, urljoin(base, relative))
+            height = 700 + 520 * (len(page.figures) + len(page.images))
             shoot(name, urljoin(base, relative), height=height)
-            # The same page with every figure missing: what a reader would
-            # see if the PNG files did not load.
-            broken = report.parent / "_broken.html"
             text = report.read_text(encoding="utf-8")
-            broken.write_text(re.sub(r'<img src="[^"]*"', '<img src="missing.png"', text),
+            # The same page with plotly.js from a CDN: nothing may load.
+            cdn = report.parent / "_cdn.html"
+            cdn.write_text(text.replace('src="../plotly.min.js"', f'src="{CDN_PLOTLY}"'),
+                           encoding="utf-8")
+            dump(f"{name}_cdn", urljoin(base, cdn.relative_to(site).as_posix()))
+            # The same page with neither plotly.js nor the PNG fallbacks: what
+            # a reader would see if the figures did not load.
+            broken = report.parent / "_broken.html"
+            broken.write_text(re.sub(r'<img src="[^"]*"', '<img src="missing.png"', text)
+                              .replace('src="../plotly.min.js"', 'src="missing.js"'),
                               encoding="utf-8")
             shoot(f"{name}_broken", urljoin(base, broken.relative_to(site).as_posix()),
                   height=height)
-            # Every figure opened on its own, in a window larger than it.
-            for src in page.images:
-                png = local_target(report, src)
+            # Every PNG export opened on its own, in a window larger than it.
+            for href in page.hrefs:
+                png = local_target(report, href)
+                if png.suffix != ".png" or png in pngs:
+                    continue
                 with Image.open(png) as image:
                     pngs[png] = np.asarray(image.convert("RGB")).astype(int)
                 h, w = pngs[png].shape[:2]
-                url = urljoin(urljoin(base, relative), src)
+                url = urljoin(urljoin(base, relative), href)
                 shoot(png.relative_to(site).as_posix().replace("/", "_"), url,
                       width=max(1200, w + 100), height=max(900, h + 100))
         shots_of = {name: job.result() for name, job in jobs.items()}
+        doms = {name: drawn(job.result()) for name, job in doms.items()}
 
     blank = shots_of["blank"]
     assert non_white(blank) < 0.001, "the blank page is not blank: screenshots are unreliable"
@@ -268,13 +394,22 @@ def test_site_in_browser(browser, server, tmp_path):
     assert non_white(index) > 0.005, "the index page shows nothing"
     for report in reports:
         name = report.parent.name
+        dom, cdn = doms[name], doms[f"{name}_cdn"]
+        assert "data-figure-error" not in dom.body, (name, dom.body)
+        assert dom.body.get("data-figures-rendered") == str(n_figures[name]), (name, dom.body)
+        assert len(dom.plots) == n_figures[name] and all(dom.plots), (
+            f"{name}: {sum(dom.plots)} of {n_figures[name]} plotly figures drawn")
+        # The control: plotly.js from the web does not load, so the network
+        # is off and the figures above were drawn by the site's own copy.
+        assert cdn.body.get("data-figure-error") == "plotly.js did not load", (name, cdn.body)
+        assert not any(cdn.plots), f"{name}: a figure was drawn with plotly.js from a CDN"
         shot, broken = shots_of[name], shots_of[f"{name}_broken"]
-        assert non_white(shot) > 0.03, f"{name}: the report page is nearly blank"
-        # A figure that does not load shows as its alt text, exactly as on the
-        # broken page (0% of the pixels differ); loaded figures change about
-        # 10% of them here.
+        # Plotly draws thin lines on white: about 2% of the pixels here.
+        assert non_white(shot) > 0.01, f"{name}: the report page is nearly blank"
+        # A figure that does not load shows as its alt text, nearly as on the
+        # broken page; loaded figures change about 3% of the pixels here.
         changed = float((np.abs(shot - broken).max(axis=2) > 0).mean())
-        assert changed > 0.03, (
+        assert changed > 0.01, (
             f"{name}: the report looks the same as with its figures missing "
             f"({changed:.1%} of the pixels differ)")
     for png, pixels in pngs.items():
@@ -291,7 +426,6 @@ def test_site_in_browser(browser, server, tmp_path):
             f"{png.name}: the browser does not show the figure (mean pixel error {error:.1f})")
 
 
-
 def load_build_site():
     import importlib.util
 
@@ -303,14 +437,31 @@ def load_build_site():
 
 def test_each_benchmark_names_its_primary_metric():
     build_site = load_build_site()
-    expected = {"benchmark_unrolling": ("value", "lower"),
-                "benchmark_bilevel": ("value", "lower"),
-                "benchmark_sparse_training": ("test_acc", "higher")}
-    for benchmark, (name, better) in expected.items():
-        metric = build_site.primary_metric(ROOT / benchmark)
-        assert (metric["name"], metric["better"]) == (name, better), benchmark
+    expected = {"benchmark_unrolling": [("value", "lower")],
+                "benchmark_bilevel": [("value", "lower")],
+                "benchmark_sparse_training": [("test_acc", "higher"), ("test_mse", "lower")],
+                "benchmark_inverse_problems": [("psnr", "higher")]}
+    for benchmark, metrics in expected.items():
+        declared = build_site.primary_metrics(ROOT / benchmark)
+        assert [(m["name"], m["better"]) for m in declared] == metrics, benchmark
     assert build_site.primary_metric(ROOT / "benchmark_sparse_training")["beside"] == [
         "density"]
+
+
+def test_each_objective_is_ranked_on_the_metric_it_reports():
+    """Sparse training: a classification objective on accuracy, a denoising
+    one (no accuracy) on the test error."""
+    build_site = load_build_site()
+    rows = [dict(objective_name=objective, objective_test_acc=accuracy,
+                 objective_test_mse=error)
+            for objective, accuracy, error in (
+                ("Sparse training[model=mlp]", 0.9, float("nan")),
+                ("Sparse training[model=mlp_deep,task=denoising]", float("nan"), 0.02))]
+    groups = build_site.split_by_metric(
+        pd.DataFrame(rows), build_site.primary_metrics(ROOT / "benchmark_sparse_training"))
+    assert [(metric["name"], list(part["objective_name"])) for metric, part in groups] == [
+        ("test_acc", ["Sparse training[model=mlp]"]),
+        ("test_mse", ["Sparse training[model=mlp_deep,task=denoising]"])]
 
 
 def test_final_values_rank_solvers_on_the_primary_metric():
@@ -342,3 +493,161 @@ def test_final_values_rank_solvers_on_the_primary_metric():
     assert list(build_site.final_values(df, lower)["solver_name"]) == ["adam", "sgd", "linbreg"]
     with pytest.raises(SystemExit, match="objective_missing"):
         build_site.final_values(df, {**metric, "name": "missing"})
+
+
+def load_render_plots():
+    load_build_site()  # puts ci/ on sys.path
+    import render_plots
+
+    return render_plots
+
+
+def test_short_labels_keep_the_parameters_that_differ():
+    short_labels = load_render_plots().short_labels
+    names = [
+        "lista[init=ista,lr=0.001,batch_size=512]",
+        "lista[init=random,lr=0.001,batch_size=512]",
+        "ista",
+        "soba[batch_size=64,step_size=0.1]",           # one setting: its bare name
+        "lista_cp[lr=0.01,sizes=(1,2)]",               # commas inside a value
+        "lista_cp[lr=0.1,sizes=(1,2)]",
+        "fista",                                       # a parameter only one run names
+        "fista[restart=True]",
+        "alista[a=1,b=2]",                             # the same setting twice: full names
+        "alista[b=2,a=1]",
+    ]
+    assert short_labels(names) == {
+        "lista[init=ista,lr=0.001,batch_size=512]": "lista[init=ista]",
+        "lista[init=random,lr=0.001,batch_size=512]": "lista[init=random]",
+        "ista": "ista",
+        "soba[batch_size=64,step_size=0.1]": "soba",
+        "lista_cp[lr=0.01,sizes=(1,2)]": "lista_cp[lr=0.01]",
+        "lista_cp[lr=0.1,sizes=(1,2)]": "lista_cp[lr=0.1]",
+        "fista": "fista",
+        "fista[restart=True]": "fista[restart=True]",
+        "alista[a=1,b=2]": "alista[a=1,b=2]",
+        "alista[b=2,a=1]": "alista[b=2,a=1]",
+    }
+    # Two parameters that differ, in the order the name gives them.
+    assert short_labels(["lista[init=ista,lr=0.1,x=1]", "lista[init=random,lr=0.01,x=1]"]) == {
+        "lista[init=ista,lr=0.1,x=1]": "lista[init=ista,lr=0.1]",
+        "lista[init=random,lr=0.01,x=1]": "lista[init=random,lr=0.01]"}
+
+
+def test_one_colour_per_solver_related_methods_in_related_hues():
+    import colorsys
+
+    render_plots = load_render_plots()
+    names = ["ista", "lista[init=ista,lr=0.001]", "lista[init=random,lr=0.001]",
+             "lista[init=random,lr=0.01]", "fista", *(f"solver_{i}" for i in range(15))]
+    styles = render_plots.solver_styles(names)
+    colors = [color for color, _ in styles.values()]
+    assert len(set(colors)) == len(names), "every solver has its own colour"
+    hue = {name: colorsys.rgb_to_hls(*styles[name][0])[0] for name in names}
+    lista = [name for name in names if name.startswith("lista")]
+    for name in lista:  # one family: one hue, different shades
+        gap = abs(hue[name] - hue[lista[0]])
+        assert min(gap, 1 - gap) < 0.05, name
+    # Families (one solver name each) get clearly different colours.
+    bases = [styles[name][0] for name in names if not name.startswith("lista")]
+    bases.append(styles[lista[0]][0])
+    distances = [np.linalg.norm(np.subtract(c1, c2)) for i, c1 in enumerate(bases)
+                 for c2 in bases[i + 1:]]
+    assert min(distances) > 0.1, min(distances)
+    # Markers tell the runs of one family apart.
+    assert len({styles[name][1] for name in lista}) == len(lista)
+    # The same solver gets the same colour in every figure of a page.
+    page = render_plots.Styles(names)
+    labels = render_plots.short_labels(names[:4])
+    assert labels["lista[init=random,lr=0.01]"] == "lista[init=random,lr=0.01]"
+    assert labels["ista"] == "ista"
+    figures = []
+    for kind in ("first", "second"):
+        # The plots label traces by full name; the figure shows short labels.
+        data = dict(type="scatter", title=kind, xlabel="layer", ylabel="gap", scale="linear",
+                    data=[dict(x=[0, 1, 2], y=[1.0, 0.1, 1e-3], label=name, **page.get(name))
+                          for name in reversed(names[:4])])
+        figures.append(json.loads(render_plots.plotly_figure(data, page, labels)))
+    first, second = ({t["name"]: t["line"]["color"] for t in figure["data"]}
+                     for figure in figures)
+    assert first == second and len(set(first.values())) == 4
+    for trace, name in zip(figures[0]["data"], reversed(names[:4])):
+        assert trace["name"] == labels[name] and f"<b>{name}" in trace["hovertemplate"]
+        assert trace["line"]["color"] == render_plots.rgba(page.get(name)["color"])
+    layout = figures[0]["layout"]
+    assert layout["legend"]["x"] > 1 and layout["legend"]["xanchor"] == "left"
+    # Values from 1 to 1e-3 span three decades: a log y axis; the layers do not.
+    assert layout["yaxis"]["type"] == "log" and layout["xaxis"]["type"] == "linear"
+
+
+def test_log_scales_where_values_span_decades():
+    axis_scales = load_render_plots().axis_scales
+
+    def data(x, y, scale=None):
+        return dict(type="scatter", scale=scale, data=[dict(x=x, y=y)])
+
+    assert axis_scales(data([1, 2, 3], [1.0, 0.5, 0.2])) == (False, False)
+    assert axis_scales(data([1, 2, 3], [1.0, 1e-2, 1e-3])) == (False, True)
+    assert axis_scales(data([1e-3, 1, 10], [1.0, 0.5, 0.2])) == (True, False)
+    assert axis_scales(data([1, 2, 3], [0.0, 1e-2, 1.0])) == (False, False)  # a zero
+    assert axis_scales(data([1, 2, 3], [1.0, 0.5, float("nan"), 1e-4][:3])) == (False, False)
+    assert axis_scales(data([1, 2, 3], [1.0, float("nan"), 1e-4])) == (False, True)
+    # A scale the plot asks for stays, where the axis has positive values.
+    assert axis_scales(data([1, 2, 3], [1.0, 0.5, 0.2], "semilog-y")) == (False, True)
+    assert axis_scales(data([0, 1, 2], [1.0, 0.5, 0.2], "loglog")) == (True, True)
+    assert axis_scales(data([1, 2], [-1.0, -2.0], "semilog-y")) == (False, False)
+
+
+def test_final_values_time_to_target():
+    """Hand-built runs: the target is 1.01 x the best median final value
+    (lower is better); a repetition's time to target is its time at its first
+    evaluation within the target; the median over repetitions is infinite
+    unless more than half of them reach it."""
+    build_site = load_build_site()
+    curves = {  # solver: repetitions of [(time, value), ...] in evaluation order
+        "a": [[(0, 4.0), (1, 2.0), (2, 1.02), (3, 1.0)],
+              [(0, 4.0), (1.5, 1.5), (2.5, 1.005), (3.5, 1.0)]],
+        "b": [[(0, 3.0), (1, 1.1), (2, 1.008)],
+              [(0, 3.0), (1, 1.2), (2, 1.1)]],
+        "c": [[(0, 5.0), (1, 2.0)], [(0, 5.0), (1, 2.5)]],
+        "d": [[(0, 1.0), (4, 1.009)], [(0, 1.0), (4, 1.009)], [(0, 1.3), (9, 1.2)]],
+    }
+    rows = [dict(dataset_name="simulated", objective_name="Lasso", solver_name=solver,
+                 idx_rep=rep, stop_val=stop, time=time, objective_value=value)
+            for solver, reps in curves.items() for rep, points in enumerate(reps)
+            for stop, (time, value) in enumerate(points)]
+    # A second dataset with a negative best value: the target is best + 1% |best|.
+    for solver, values in {"a": [0.0, -1.99], "b": [0.0, -2.0], "c": [0.0, -1.9]}.items():
+        rows += [dict(dataset_name="negative", objective_name="Lasso", solver_name=solver,
+                      idx_rep=0, stop_val=stop, time=10.0 * stop, objective_value=value)
+                 for stop, value in enumerate(values)]
+    df = pd.DataFrame(rows).sample(frac=1.0, random_state=1)
+    metric = {"name": "value", "better": "lower", "beside": []}
+    table = build_site.final_values(df, metric).set_index(["dataset_name", "solver_name"])
+    negative, simulated = table.loc["negative"], table.loc["simulated"]
+    assert list(simulated.index) == ["a", "d", "b", "c"]
+    np.testing.assert_allclose(simulated["target"], 1.01)
+    np.testing.assert_allclose(simulated["value"], [1.0, 1.009, 1.054, 2.25])
+    np.testing.assert_allclose(simulated["value_min"], [1.0, 1.009, 1.008, 2.0])
+    np.testing.assert_allclose(simulated["value_max"], [1.0, 1.2, 1.1, 2.5])
+    # a: 3 and 2.5; d: at time 0 twice (first evaluation), never once; b: 2 and never.
+    np.testing.assert_allclose(simulated["time_to_target"], [2.75, 0.0, np.inf, np.inf])
+    assert list(simulated["reached"]) == [2, 2, 1, 0]
+    assert list(simulated["repetitions"]) == [2, 3, 2, 2]
+    assert list(negative.index) == ["b", "a", "c"]
+    np.testing.assert_allclose(negative["target"], -1.98)
+    np.testing.assert_allclose(negative["time_to_target"], [10.0, 10.0, np.inf])
+    # Higher is better: the target is best - 1% |best|; the mirror image of
+    # the runs above (values negated) gives the same ranks and times.
+    higher = df.assign(objective_value=-df["objective_value"])
+    table = build_site.final_values(higher, {**metric, "better": "higher"})
+    mirrored = table[table["dataset_name"] == "simulated"].set_index("solver_name")
+    assert list(mirrored.index) == ["a", "d", "b", "c"]
+    np.testing.assert_allclose(mirrored["target"], -1.01)
+    np.testing.assert_allclose(mirrored["time_to_target"], simulated["time_to_target"])
+    assert list(mirrored["reached"]) == [2, 2, 1, 0]
+    # The rule the page states, rendered: ranks, spread, reached, not reached.
+    labels = {"a": "a", "b": "b", "c": "c", "d": "d"}
+    page = build_site.ranking_tables(df, metric, labels)
+    assert page.count("<table>") == 2 and "not reached" in page and "2/3" in page
+    assert "1.008 &ndash; 1.1" in page

@@ -19,6 +19,8 @@ from solvers_common.unrolled import (
     LISTACP,
     SLISTA,
     ConstrainedUnrolledTrainer,
+    LISTATied,
+    UnrolledNetwork,
     UnrolledTrainer,
 )
 from solvers_common.unrolled.networks import analytic_weight_matrix
@@ -603,3 +605,197 @@ def test_constraint_not_dominated_by_signal_with_zero_solution(constraint):
         without = trainer.constraints(iterates[:, :-1], X, z_star[:-1])
     assert torch.all(torch.isfinite(with_zero))
     assert (with_zero - without).abs().max() < 1.0, (with_zero, without)
+
+
+# ---------------------------------------------------------------------------
+# Past the trained depth
+# ---------------------------------------------------------------------------
+
+def _perturbed(network, scale=0.1, seed=0):
+    """``network`` with every weight perturbed, so that no layer equals another."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.mul_(1 + scale * torch.rand(parameter.shape, generator=generator,
+                                                  dtype=parameter.dtype))
+    return network
+
+
+def _both_paths(network, X, **kwargs):
+    """The iterates without autograd, checked against the recorded path."""
+    with torch.no_grad():
+        inference = network(X, **kwargs)
+    recorded = network(X.clone().requires_grad_(), **kwargs).detach()
+    torch.testing.assert_close(inference, recorded, rtol=1e-12, atol=1e-14)
+    return inference
+
+
+@pytest.mark.parametrize("network_class, by_hand", [(ISTA, _ista_by_hand),
+                                                    (FISTA, _fista_by_hand)])
+def test_ista_fista_extended_by_k_equal_n_plus_k_iterations(problem, network_class, by_hand):
+    D, X, lmbd, _ = problem
+    step = 1 / lipschitz_constant(D).item()
+    extended = _both_paths(network_class(D, lmbd, 4), X, extra_layers=7)
+    assert extended.shape == (12, 30, 50)
+    with torch.no_grad():
+        longer = network_class(D, lmbd, 11)(X)
+    torch.testing.assert_close(extended, longer, rtol=0, atol=0)
+    np.testing.assert_allclose(extended, by_hand(D, X, lmbd, 11, step), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("thresholds", ["shared", "per_layer"])
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_tied_network_extra_layers_apply_its_layer_again(problem, thresholds, n_layers):
+    D, X, lmbd, _ = problem
+    network = _perturbed(LISTATied(D, lmbd, n_layers, thresholds=thresholds))
+    assert [tuple(p.shape) for p in network.parameters()] == [
+        (50, 50), (50, 20), (1 if thresholds == "shared" else n_layers,)]
+    iterates = _both_paths(network, X, extra_layers=5)
+    with torch.no_grad():
+        W_z, W_x, theta = network.W_z, network.W_x, network.threshold
+        z = torch.zeros(30, 50, dtype=X.dtype)
+        expected = [z]
+        for layer in range(n_layers + 5):
+            u = z @ W_z.T + X @ W_x.T
+            threshold = theta[min(layer, len(theta) - 1)]
+            z = torch.sign(u) * torch.clamp(u.abs() - threshold, min=0)
+            expected.append(z)
+    torch.testing.assert_close(iterates, torch.stack(expected), rtol=1e-10, atol=1e-12)
+    assert network.fixed_point_map == (thresholds == "shared")
+
+
+@pytest.mark.parametrize("network_class", [LISTA, LISTACP, ALISTA, SLISTA])
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_untied_networks_repeat_their_last_layer(problem, network_class, n_layers):
+    """z_{L+j} is the last layer applied to z_{L+j-1}: the same as running a
+    network whose layer L - 1 is also its layers L .. L + k - 1 (and with
+    L = 1, not the first layer's shortcut for z_0 = 0)."""
+    D, X, lmbd, _ = problem
+    network = _perturbed(network_class(D, lmbd, n_layers))
+    iterates = _both_paths(network, X, extra_layers=3)
+    repeated = network_class(D, lmbd, n_layers + 3)
+    with torch.no_grad():
+        for name, parameter in network.named_parameters():
+            target = getattr(repeated, name)
+            target.copy_(torch.cat([parameter, parameter[-1:].expand(3, *parameter.shape[1:])]))
+        expected = repeated(X)
+    torch.testing.assert_close(iterates, expected, rtol=1e-10, atol=1e-12)
+    assert not torch.equal(iterates[-1], iterates[-2])
+
+
+class _CannotContinue(ISTA):
+    continuation = None
+
+
+def test_extra_layers_are_checked(problem):
+    D, X, lmbd, _ = problem
+    network = ISTA(D, lmbd, 2)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="extra_layers"):
+            network(X, extra_layers=bad)
+    with pytest.raises(ValueError, match="extra_layers=2: _CannotContinue"):
+        _CannotContinue(D, lmbd, 2)(X, extra_layers=2)
+    assert _CannotContinue(D, lmbd, 2)(X, extra_layers=0).shape == (3, 30, 50)
+    with pytest.raises(ValueError, match="thresholds"):
+        LISTATied(D, lmbd, 2, thresholds="per_atom")
+
+
+def test_user_network_repeats_its_last_layer(problem):
+    """A network written as the template (a step per layer indexed by the
+    layer) continues without code of its own."""
+    D, X, lmbd, _ = problem
+
+    class StepISTA(UnrolledNetwork):
+        def __init__(self, n_layers):
+            super().__init__(n_layers, D.shape[1])
+            self.step = torch.nn.Parameter(torch.linspace(0.5, 1.0, n_layers, dtype=D.dtype)
+                                           / lipschitz_constant(D))
+
+        def preactivation(self, index, z, z_previous, x):
+            return z - self.step[index] * (z @ D.T - x) @ D
+
+        def thresholds(self, x):
+            return self.step * lmbd
+
+    iterates = _both_paths(StepISTA(3), X, extra_layers=2)
+    step = (torch.linspace(0.5, 1.0, 3, dtype=D.dtype) / lipschitz_constant(D))[-1].item()
+    z = iterates[3].numpy()
+    for layer in (4, 5):
+        z = _st(z - step * (z @ D.numpy().T - X.numpy()) @ D.numpy(), step * lmbd)
+        np.testing.assert_allclose(iterates[layer], z, rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Dual update from the epoch's own passes; bfloat16 training
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("constraint", ["distance", "gradient"])
+def test_epoch_running_equals_the_end_of_epoch_rule_with_frozen_weights(tiny_problem,
+                                                                       constraint):
+    D, X, lmbd, z_star = tiny_problem
+    multipliers = {}
+    for rule in ("epoch", "epoch_running"):
+        network = LISTA(D, lmbd, 4, init="random", generator=torch.Generator().manual_seed(0))
+        trainer = ConstrainedUnrolledTrainer(
+            network, X, z_star, D, lmbd, constraint=constraint, lr_dual=0.5,
+            dual_update=rule, batch_size=40, generator=torch.Generator().manual_seed(0))
+        trainer.optimizer.step = lambda: None  # frozen weights
+        trainer.train(4)  # mid-epoch: no dual update yet
+        assert torch.all(trainer.multipliers == 0)
+        trainer.train(1)
+        assert trainer.epochs_done == 1
+        first = trainer.multipliers.clone()
+        trainer.train_epoch()
+        multipliers[rule] = (first, trainer.multipliers.clone())
+    assert (multipliers["epoch"][0] > 0).any()
+    assert not torch.equal(multipliers["epoch"][0], multipliers["epoch"][1])
+    for exact, running in zip(*multipliers.values()):
+        torch.testing.assert_close(running, exact, rtol=1e-12, atol=1e-14)
+
+
+def test_epoch_running_averages_the_training_passes(tiny_problem):
+    """With moving weights, the running rule's constraints are the mean of
+    the constraints of the batches' own forward passes."""
+    D, X, lmbd, z_star = tiny_problem
+    network = LISTA(D, lmbd, 3, init="random", generator=torch.Generator().manual_seed(0))
+    trainer = ConstrainedUnrolledTrainer(
+        network, X, z_star, D, lmbd, lr_dual=0.5, dual_update="epoch_running",
+        batch_size=50, lr=1e-2, generator=torch.Generator().manual_seed(0))
+    seen = []
+    batch_loss = trainer.batch_loss
+
+    def recording(iterates, x, z):
+        seen.append(trainer.constraints(iterates.detach(), x, z))
+        return batch_loss(iterates, x, z)
+
+    trainer.batch_loss = recording
+    trainer.train_epoch()
+    expected = torch.relu(0.5 * torch.stack(seen).mean(0))
+    assert (expected > 0).any()
+    torch.testing.assert_close(trainer.multipliers, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("network_class", [LISTA, LISTATied])
+def test_bfloat16_training_lowers_the_loss(tiny_problem, network_class):
+    D, X, lmbd, z_star = tiny_problem
+    D, X, z_star = D.float(), X.float(), z_star.float()
+    networks, dtypes = {}, []
+    for autocast_dtype in (None, torch.bfloat16):
+        network = network_class(D, lmbd, 5)
+        network.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+        before = _supervised_loss(network, X, z_star)
+        trainer = UnrolledTrainer(network, X, z_star, D, lmbd, lr=1e-2, batch_size=32,
+                                  generator=torch.Generator().manual_seed(0),
+                                  autocast_dtype=autocast_dtype)
+        dtypes.clear()
+        for _ in range(4):
+            trainer.train_epoch()
+        # Every step ran in the precision asked for.
+        assert dtypes == [autocast_dtype or torch.float32] * 4 * trainer.steps_per_epoch
+        after = _supervised_loss(network, X, z_star)
+        assert after < 0.9 * before, (autocast_dtype, before, after)
+        assert all(p.dtype == torch.float32 for p in network.parameters())  # master weights
+        networks[autocast_dtype] = network
+    assert not torch.equal(_parameters(networks[None]), _parameters(networks[torch.bfloat16]))
+    with pytest.raises(ValueError, match="autocast_dtype"):
+        UnrolledTrainer(network, X, z_star, D, lmbd, autocast_dtype=torch.float16)

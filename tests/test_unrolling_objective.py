@@ -1,16 +1,20 @@
 """The scores of benchmark_unrolling: metrics on hand-built iterates, and the
 Objective driven through benchopt's API."""
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from benchopt.benchmark import Benchmark
 from benchopt.utils.run_context import RunContext
 
 from solvers_common.lasso import lasso_objective, lmbd_max, solve_lasso
-from solvers_common.unrolled import ISTA
+from solvers_common.unrolled import FISTA, ISTA, LISTA, LISTATied
 from solvers_common.unrolled.metrics import (
+    extra_layer_metrics,
     iterate_perturbation,
     layer_metrics,
     perturb_signals,
@@ -158,3 +162,165 @@ def test_objective_mismatched_dictionary(benchmark):
     bad = dict(data, D=np.ones((data["D"].shape[0] + 1, data["D"].shape[1])))
     with pytest.raises(ValueError, match="D has"):
         objective.set_data(**bad)
+
+
+# ---------------------------------------------------------------------------
+# Past the trained depth
+# ---------------------------------------------------------------------------
+
+def test_extra_layer_metrics_on_hand_built_iterates():
+    # D = I, lmbd = 1, x = (3, 0): F* = 2.5. Trained depth L = 1 (z_0, z_1),
+    # then 3 extra layers. F: 4.5, 3.0 | 3.625, 2.5, 2.5 + 1e-13 (+ 1e-26).
+    D = torch.eye(2, dtype=torch.float64)
+    X = torch.tensor([[3.0, 0.0]], dtype=torch.float64)
+    iterates = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.5, 0.0], [2.0, 0.0],
+                             [2.0, 1e-13]], dtype=torch.float64)[:, None, :]
+    scores = extra_layer_metrics(iterates, X, D, 1.0, torch.tensor([2.5], dtype=D.dtype),
+                                 n_layers=1, extra_layers=(0, 1, 2, 3))
+    assert scores[0] == (pytest.approx(0.5), None)
+    assert scores[1] == (pytest.approx(1.125), 0.0)  # F went up at layer 2
+    assert scores[2] == (pytest.approx(0.0), 0.5)    # down at layer 3
+    # up by 1e-13 < 1e-12 at layer 4: not an increase
+    assert scores[3][0] == pytest.approx(1e-13, abs=1e-15)
+    assert scores[3][1] == pytest.approx(2 / 3)
+
+
+def test_gap_past_the_trained_depth_is_the_gap_of_longer_ista(benchmark):
+    objective, data = make_objective(benchmark, n_layers=4, extra_layers="0,3,10")
+    D = torch.as_tensor(data["D"])
+    for network_class in (ISTA, FISTA):
+        metrics = objective.evaluate_result(network=network_class(D, objective.lmbd, 4))
+        assert metrics["gap_extra_layers_0"] == metrics["value"]
+        for k in (3, 10):
+            longer, _ = make_objective(benchmark, n_layers=4 + k, extra_layers="0")
+            expected = longer.evaluate_result(network=network_class(D, objective.lmbd, 4 + k))
+            assert metrics[f"gap_extra_layers_{k}"] == pytest.approx(expected["value"],
+                                                                    rel=1e-12)
+        # The layer metrics are those of the network at its depth.
+        alone, _ = make_objective(benchmark, n_layers=4, extra_layers="")
+        reference = alone.evaluate_result(network=network_class(D, objective.lmbd, 4))
+        assert not any("extra_layers" in key for key in reference)
+        assert {key: value for key, value in metrics.items()
+                if "extra_layers" not in key} == reference
+    # ISTA decreases F at every layer (Beck & Teboulle 2009, Lemma 2.3).
+    metrics = objective.evaluate_result(network=ISTA(D, objective.lmbd, 4))
+    assert metrics["descent_rate_extra_layers_10"] == 1.0
+    assert metrics["gap_extra_layers_10"] < metrics["gap_extra_layers_3"] < metrics["value"]
+    assert "descent_rate_extra_layers_0" not in metrics
+
+
+def test_networks_continue_their_own_way_in_the_objective(benchmark):
+    objective, data = make_objective(benchmark, n_layers=3, extra_layers="2")
+    D = torch.as_tensor(data["D"])
+    X_test = torch.as_tensor(data["X_test"])
+    generator = torch.Generator().manual_seed(0)
+    for network in (LISTA(D, objective.lmbd, 3, init="random", generator=generator),
+                    LISTATied(D, objective.lmbd, 3, init="random", generator=generator)):
+        metrics = objective.evaluate_result(network=network)
+        with torch.no_grad():
+            z = network(X_test, extra_layers=2)[-1]
+        gap = (lasso_objective(z, X_test, D, objective.lmbd)
+               - objective.objective_star_test).mean().item()
+        assert metrics["gap_extra_layers_2"] == pytest.approx(gap, rel=1e-10)
+
+
+class _NoContinuation(ISTA):
+    continuation = None
+
+
+def test_a_network_that_cannot_continue_gets_nan_and_one_warning(benchmark):
+    objective, data = make_objective(benchmark, n_layers=3, extra_layers="0,5")
+    network = _NoContinuation(torch.as_tensor(data["D"]), objective.lmbd, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = objective.evaluate_result(network=network)
+        objective.evaluate_result(network=network)
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 1
+    assert "_NoContinuation cannot run past its trained depth" in messages[0]
+    assert "gap_extra_layers_<k>" in messages[0]
+    assert math.isnan(metrics["gap_extra_layers_5"])
+    assert math.isnan(metrics["descent_rate_extra_layers_5"])
+    assert metrics["gap_extra_layers_0"] == metrics["value"]
+    assert math.isfinite(metrics["value"])
+
+
+@pytest.mark.parametrize("extra_layers", ["'-1'", "'1.5'", "'abc'", "'1,1'", "'1,,2'", "True"])
+def test_bad_extra_layers_raise_value_error(benchmark, extra_layers):
+    with pytest.raises(ValueError, match="extra_layers"):
+        make_objective(benchmark, extra_layers=eval(extra_layers))
+
+
+def test_gap_beyond_trained_depth_plot(benchmark):
+    rows = []
+    for solver, gaps, extra in (("ista", [1.0, 0.5, 0.3], [0.1, 0.01]),
+                                ("lista[init=random]", [1.0, 0.2, 0.01], [0.02, 0.5]),
+                                ("plain", [1.0, 0.4, 0.2], [math.nan, math.nan])):
+        row = dict(dataset_name="simulated", objective_name="Unrolled sparse coding",
+                   solver_name=solver, idx_rep=0, stop_val=1, time=1.0)
+        row.update({f"objective_gap_layer_{layer}": gap for layer, gap in enumerate(gaps)})
+        row.update({"objective_gap_extra_layers_0": gaps[-1],
+                    "objective_gap_extra_layers_5": extra[0],
+                    "objective_gap_extra_layers_20": extra[1]})
+        rows.append(row)
+    data, _ = benchmark.get_plot_data(pd.DataFrame(rows), ["gap_beyond_trained_depth"])
+    (plot,) = data["gap_beyond_trained_depth"].values()
+    curves = {curve["label"]: curve for curve in plot["data"]}
+    assert curves["ista"]["x"] == [0, 1, 2, 7, 22]
+    assert curves["ista"]["y"] == [1.0, 0.5, 0.3, 0.1, 0.01]
+    assert curves["lista"]["y"][-2:] == [0.02, 0.5]
+    assert curves["plain"]["x"] == [0, 1, 2]  # NaN: no points past L
+    line = curves["trained depth L = 2"]
+    assert set(line["x"]) == {2}
+    finite = [y for y in line["y"] if math.isfinite(y)]
+    assert min(finite) == pytest.approx(0.01) and max(finite) == pytest.approx(1.0)
+    assert sum(math.isnan(y) for y in line["y"]) > 5  # dashed
+
+
+# ---------------------------------------------------------------------------
+# Every trained solver in bfloat16
+# ---------------------------------------------------------------------------
+
+TRAINED_SOLVERS = ["lista", "lista_tied", "lista_cp", "alista", "slista", "lista_constrained"]
+
+
+@pytest.mark.parametrize("solver_name", TRAINED_SOLVERS)
+def test_every_trained_solver_trains_in_bfloat16(benchmark, solver_name):
+    objective, data = make_objective(benchmark, n_layers=3, extra_layers="0,2")
+    dataset_class = next(d for d in benchmark.get_datasets() if d.name == "simulated")
+    dataset = dataset_class.get_instance(n_features=8, n_atoms=16, n_train=60, n_test=30)
+    solver_class = next(s for s in benchmark.get_solvers() if s.name == solver_name)
+    solver = solver_class.get_instance(dtype="bfloat16", batch_size=20, epochs=2)
+    RunContext().set_run_context(objective, dataset, solver, repetition=0, base_seed=0)
+    skip, reason = solver._set_objective(objective)
+    assert not skip, reason
+    solver._warm_up()
+    calls = []
+
+    def callback():
+        calls.append(None)
+        return True
+
+    solver.run(callback)
+    assert len(calls) == 3  # epochs 0, 1, 2
+    network = solver.get_result()["network"]
+    assert solver.trainer.autocast_dtype is torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in network.parameters())  # master weights
+    metrics = objective.evaluate_result(**solver.get_result())
+    assert all(math.isfinite(value) for value in metrics.values())
+
+
+def test_lista_tied_parameters(benchmark):
+    objective, _ = make_objective(benchmark, n_layers=3)
+    solver_class = next(s for s in benchmark.get_solvers() if s.name == "lista_tied")
+    solver = solver_class.get_instance(training="implicit", thresholds="per_layer")
+    skip, reason = solver._set_objective(objective)
+    assert skip and "thresholds=shared" in reason
+    for parameters, match in ((dict(training="unrolled", thresholds="per_layer"), None),
+                              (dict(training="deq"), "training")):
+        solver = solver_class.get_instance(**parameters)
+        if match is None:
+            assert solver._set_objective(objective) == (False, None)
+        else:
+            with pytest.raises(ValueError, match=match):
+                solver._set_objective(objective)

@@ -59,6 +59,27 @@ def transformer_objectives(df):
     return rows["objective_name"].unique().tolist()
 
 
+def architecture_objectives(df):
+    """Names of the objectives whose runs report the active neurons of each
+    linear layer (``neurons_per_layer_<l>``), transformers excepted (dozens
+    of linear layers: their widths are not an architecture to read)."""
+    columns = layer_columns(df, "neurons_per")
+    if not columns:
+        return []
+    rows = df[df[columns].notna().any(axis=1)]
+    transformers = set(transformer_objectives(df))
+    return [name for name in rows["objective_name"].unique().tolist()
+            if name not in transformers]
+
+
+def test_score(df):
+    """``(column, label)`` of the held-out score of the runs of ``df``: test
+    accuracy for classification, test mean squared error for denoising."""
+    if "objective_test_acc" in df and df["objective_test_acc"].notna().any():
+        return "objective_test_acc", "test accuracy"
+    return "objective_test_mse", "test mean squared error"
+
+
 def model_name(objective_name):
     """``"Sparse training[model=crate,width=192]"`` -> ``"crate[width=192]"``."""
     _, arguments = _split(objective_name)

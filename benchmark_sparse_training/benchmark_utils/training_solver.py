@@ -1,5 +1,7 @@
 """benchopt glue shared by the solvers of benchmark_sparse_training: build and
-initialize the network, train it epoch by epoch, hand it to the objective."""
+initialize the network, train it epoch by epoch (cross-entropy on labels, or
+the mean squared error on clean images for the denoising task), hand it to the
+objective."""
 import copy
 import numbers
 
@@ -7,10 +9,14 @@ from benchopt import BaseSolver
 from benchopt.stopping_criterion import NoCriterion
 
 from solvers_common.classification import ClassificationTrainer, check_training_options
+from solvers_common.denoising import DenoisingTrainer
 from solvers_common.device import callback_loop, get_device, synchronize
 from solvers_common.models import build_model, check_density, sparse_initialization_
 from solvers_common.optim import REGULARIZER_STRUCTURES
 from solvers_common.seeding import torch_generator
+
+# The training loop of each task of the objective.
+TRAINERS = {"classification": ClassificationTrainer, "denoising": DenoisingTrainer}
 
 
 class TrainingSolver(BaseSolver):
@@ -23,7 +29,10 @@ class TrainingSolver(BaseSolver):
     (including ``init_density``, the expected fraction of non-zero weights at
     initialization) and ``make_optimizer``; ``trainer_options`` returns extra
     options of the training loop (for example ``label_smoothing``);
-    ``after_epoch`` is a hook run after every epoch."""
+    ``after_epoch`` is a hook run after every epoch. The objective's
+    ``task`` chooses the loop's loss (:data:`TRAINERS`): cross-entropy on
+    labels, or the mean squared error on clean images (``y`` then holds the
+    clean images and the network has one output per pixel)."""
 
     sampling_strategy = "callback"
     # Fixed-budget training: runs end after `epochs` epochs or at --max-runs /
@@ -49,13 +58,14 @@ class TrainingSolver(BaseSolver):
             raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
         check_density(self.init_density)
 
-    def set_objective(self, X, y, model, n_classes, model_options):
+    def set_objective(self, X, y, model, n_outputs, model_options, task="classification"):
+        self.task = task
         self.check_parameters()
         self.device_ = get_device(self.device)
         # A CPU generator draws the initialization and the batches, so the same
         # seed gives the same numbers whatever the device.
         generator = torch_generator(self.get_seed(use_repetition=True))
-        self.network = build_model(model, tuple(X.shape[1:]), n_classes,
+        self.network = build_model(model, tuple(X.shape[1:]), n_outputs,
                                    **model_options).to(self.device_)
         # The optimizers check their settings when created, before any
         # training; their state is created at their first step, after the
@@ -63,7 +73,7 @@ class TrainingSolver(BaseSolver):
         self.optimizer = self.make_optimizer(self.network)
         structure = REGULARIZER_STRUCTURES.get(getattr(self, "regularizer", "l1"), "entries")
         sparse_initialization_(self.network, self.init_density, generator, structure)
-        self.trainer = ClassificationTrainer(
+        self.trainer = TRAINERS[task](
             self.network, self.optimizer, X.to(self.device_), y.to(self.device_),
             self.batch_size, generator, self.lr_schedule, self.augmentation,
             epochs=self.epochs, **self.trainer_options())

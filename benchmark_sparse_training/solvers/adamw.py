@@ -34,5 +34,13 @@ class Solver(TrainingSolver):
         return torch.optim.AdamW(weight_decay_parameter_groups(network, self.weight_decay),
                                  lr=self.lr)
 
+    def skip(self, task="classification", **objective):
+        if task != "classification" and self.label_smoothing != 0:
+            return True, (f"label_smoothing={self.label_smoothing} smooths class labels; "
+                          f"task={task!r} needs label_smoothing=0.")
+        return False, None
+
     def trainer_options(self):
+        if self.task != "classification":
+            return {}
         return dict(label_smoothing=self.label_smoothing)

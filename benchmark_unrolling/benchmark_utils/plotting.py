@@ -46,6 +46,8 @@ def final_curves(plot, df, dataset, objective, prefix):
     final = final_points(df, dataset, objective)
     labels = short_labels(final.index)
     columns = indexed_columns(final, prefix)
+    if not columns:  # for example no noise level (noise_levels=''): no plot
+        return []
     return [
         dict(x=[x for x, _ in columns], y=[row[column] for _, column in columns],
              label=labels[solver], **plot.get_style(solver))

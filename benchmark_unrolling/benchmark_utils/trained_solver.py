@@ -6,7 +6,7 @@ import torch
 from benchopt import BaseSolver
 from benchopt.stopping_criterion import NoCriterion
 
-from solvers_common.device import callback_loop, get_device, get_dtype, synchronize
+from solvers_common.device import callback_loop, get_device, mixed_precision, synchronize
 from solvers_common.seeding import torch_generator
 from solvers_common.unrolled import UnrolledTrainer
 
@@ -20,6 +20,9 @@ class TrainedSolver(BaseSolver):
     is training time, with one evaluation every ``steps_per_evaluation`` Adam
     steps (one epoch when None) on benchopt's geometric schedule, and one
     after the last step. Subclasses define ``build_network``.
+    ``dtype``: ``float32``, ``float64``, or ``bfloat16``, mixed precision
+    (float32 data and master weights, each step's forward pass under
+    ``torch.autocast`` in bfloat16), on the CPU and on CUDA.
 
     The clock: the network is built (ALISTA's analytic weights, the Lipschitz
     constants) and trained inside the timed ``run``, as ISTA and FISTA are
@@ -53,7 +56,8 @@ class TrainedSolver(BaseSolver):
             raise ValueError(f"steps_per_evaluation={self.steps_per_evaluation!r} must be "
                              "None (one epoch) or an integer >= 1.")
         self.device = get_device(self.device)
-        self.dtype_ = get_dtype(self.dtype)
+        # bfloat16: float32 data and weights, the steps under autocast.
+        self.dtype_, self.autocast_dtype = mixed_precision(self.dtype)
 
         def as_tensor(array):
             return torch.as_tensor(array).to(self.device, self.dtype_)
@@ -69,10 +73,14 @@ class TrainedSolver(BaseSolver):
         self.network = self.build_network(self.D, self.lmbd, self.n_layers, self.generator)
         self.trainer = self.make_trainer()
 
+    def trainer_options(self):
+        """The trainer arguments of ``common_parameters``."""
+        return dict(loss=self.loss, lr=self.lr, batch_size=self.batch_size,
+                    generator=self.generator, autocast_dtype=self.autocast_dtype)
+
     def make_trainer(self):
-        return UnrolledTrainer(
-            self.network, self.X, self.z_star, self.D, self.lmbd, loss=self.loss,
-            lr=self.lr, batch_size=self.batch_size, generator=self.generator)
+        return UnrolledTrainer(self.network, self.X, self.z_star, self.D, self.lmbd,
+                               **self.trainer_options())
 
     def warm_up(self):
         # Also checks every parameter before the timed run.

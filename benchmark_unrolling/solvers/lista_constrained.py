@@ -12,7 +12,10 @@ class Solver(TrainedSolver):
     ``r_l`` the ratio of distances to z* (``constraint="distance"``, the
     authors' code) or of proximal-gradient-mapping norms (``"gradient"``)
     between layers l and l-1. Adam steps on the weights, projected dual ascent
-    ``nu_l <- max(0, nu_l + lr_dual c_l)`` per epoch or per batch. Gaussian
+    ``nu_l <- max(0, nu_l + lr_dual c_l)`` per epoch (``dual_update="epoch"``,
+    the authors' extra pass over the training set at the end of each epoch;
+    ``"epoch_running"``, the mean of the epoch's own training passes, no
+    extra pass) or per batch (``"batch"``). Gaussian
     noise of level ``noise_level`` is injected into each iterate during
     training (``noise_scaling="log_gradient_norm"``: scaled per signal by
     ``log ||grad f(z_l)||`` as the authors' code).
@@ -52,9 +55,8 @@ class Solver(TrainedSolver):
         return ConstrainedUnrolledTrainer(
             self.network, self.X, self.z_star, self.D, self.lmbd,
             constraint=self.constraint, epsilon=self.epsilon, lr_dual=self.lr_dual,
-            dual_update=self.dual_update, loss=self.loss, lr=self.lr,
-            batch_size=self.batch_size, generator=self.generator,
-            noise_level=self.noise_level, noise_scaling=self.noise_scaling)
+            dual_update=self.dual_update, noise_level=self.noise_level,
+            noise_scaling=self.noise_scaling, **self.trainer_options())
 
     def get_result(self):
         return dict(network=self.network, multipliers=self.trainer.multipliers.cpu())

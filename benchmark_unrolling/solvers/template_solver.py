@@ -11,12 +11,15 @@ of signals (N, n) to its ``n_layers + 1`` iterates, shape
 (n_layers + 1, N, m), with z_0 = 0.
 
 Any such module works, plain torch included, and gets every metric but
-``gap_iterate_noise_<sigma>``: those need the module to let the objective
-perturb an iterate, through a ``forward(x, iterate_noise=None)`` argument.
+``gap_iterate_noise_<sigma>`` and those past the trained depth
+(``gap_extra_layers_<k>``, k >= 1): they need the module to let the
+objective perturb an iterate, through a ``forward(x, iterate_noise=None)``
+argument, and run ``k`` more layers, through ``extra_layers=0``.
 Written as a ``solvers_common.unrolled.UnrolledNetwork``, as below, the
-network has that hook (and the training noise of ``lista_constrained``):
+network has both hooks (and the training noise of ``lista_constrained``):
 define the layers through ``preactivation`` and ``thresholds`` and the base
-class runs them, soft-thresholds and stacks the iterates.
+class runs them, soft-thresholds and stacks the iterates; past its depth it
+repeats its last layer (``continued_layer``).
 """
 import torch
 from benchmark_utils.trained_solver import TrainedSolver

@@ -12,7 +12,7 @@ from .coding_rate import (
     transformer_layer_metrics,
     zero_fraction,
 )
-from .sparsity import density, flops_ratio, kernel_density, neuron_density
+from .sparsity import density, flops_ratio, kernel_density, neuron_density, neurons_per_layer
 
 __all__ = [
     "EPS_SQUARED",
@@ -25,6 +25,7 @@ __all__ = [
     "kernel_density",
     "last_layer_class_attention",
     "neuron_density",
+    "neurons_per_layer",
     "parameter_count",
     "transformer_layer_metrics",
     "zero_fraction",

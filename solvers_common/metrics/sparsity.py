@@ -37,6 +37,16 @@ def neuron_density(model):
 
 
 @torch.no_grad()
+def neurons_per_layer(model):
+    """The number of active neurons of each linear layer, in the order of
+    ``model.modules()``: rows of its weight that hold a non-zero entry (the
+    width row-group sparsity leaves it; Bungert et al. 2022, their node
+    sparsity, as a count)."""
+    return [int(torch.count_nonzero(module.weight.abs().amax(dim=1)))
+            for module in model.modules() if isinstance(module, nn.Linear)]
+
+
+@torch.no_grad()
 def kernel_density(model):
     """Fraction of the 2-D kernels ``W[o, i, :, :]`` of 2-D convolutions that
     hold a non-zero entry."""

@@ -7,15 +7,18 @@ import numbers
 import torchvision
 from torch import nn
 
+from .deep_mlp import DeepMLP
 from .transformers import TRANSFORMER_CLASSES, TRANSFORMER_MODELS
 
-MODELS = ("mlp", "convnet", "resnet18", *TRANSFORMER_MODELS)
+MODELS = ("mlp", "convnet", "resnet18", *TRANSFORMER_MODELS, "mlp_deep")
 # The options each transformer accepts (None: the model's default).
 TRANSFORMER_OPTIONS = {
     "vit": ("width", "depth", "heads", "patch_size"),
     "crate": ("width", "depth", "heads", "patch_size", "eta", "lmbd"),
     "crate_alpha": ("width", "depth", "heads", "patch_size", "eta", "lmbd"),
 }
+# The options of every model that takes some.
+MODEL_OPTIONS = {**TRANSFORMER_OPTIONS, "mlp_deep": ("width", "depth", "skip_connections")}
 
 
 class MLP(nn.Sequential):
@@ -91,13 +94,15 @@ def _check_shape(input_shape, n_classes):
 
 
 def build_model(name, input_shape, n_classes, **options):
-    """The classifier ``name`` for images of shape ``input_shape``.
+    """The network ``name`` for images of shape ``input_shape``.
 
     Parameters
     ----------
-    name : {"mlp", "convnet", "resnet18", "vit", "crate", "crate_alpha"}
+    name : {"mlp", "convnet", "resnet18", "vit", "crate", "crate_alpha", "mlp_deep"}
     input_shape : (channels, height, width)
     n_classes : int >= 2
+        The number of outputs: classes for a classifier, the pixels
+        ``channels * height * width`` for a denoiser.
     **options
         Sizes of the transformers (:mod:`.transformers`): ``width``,
         ``depth``, ``heads``, ``patch_size``, and for ``crate`` and
@@ -105,11 +110,15 @@ def build_model(name, input_shape, n_classes, **options):
         ``lmbd``. An option set to None takes the model's default (width 64,
         depth 4, 4 heads, the patch size of
         :func:`~.transformers.default_patch_size`, eta = lmbd = 0.1).
+        ``mlp_deep`` (:class:`~.deep_mlp.DeepMLP`): ``width`` (default: the
+        input's size), ``depth`` hidden layers (default 5, the six linear
+        layers of Bungert et al.'s autoencoder) and ``skip`` (learnable
+        scalar skip connections, default False).
 
     Returns
     -------
     torch.nn.Module
-        Maps a batch ``(N, channels, height, width)`` to logits ``(N, n_classes)``.
+        Maps a batch ``(N, channels, height, width)`` to ``(N, n_classes)``.
         Its weights are torch's defaults, drawn from torch's global generator:
         call :func:`~solvers_common.models.sparse_initialization_` to draw them
         from a seeded one.
@@ -126,7 +135,7 @@ def build_model(name, input_shape, n_classes, **options):
         )
     input_shape = _check_shape(input_shape, n_classes)
     options = {key: value for key, value in options.items() if value is not None}
-    accepted = TRANSFORMER_OPTIONS.get(name, ())
+    accepted = MODEL_OPTIONS.get(name, ())
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(
@@ -135,6 +144,9 @@ def build_model(name, input_shape, n_classes, **options):
         )
     if name in TRANSFORMER_CLASSES:
         return TRANSFORMER_CLASSES[name](input_shape, int(n_classes), **options)
+    if name == "mlp_deep":
+        input_size = math.prod(input_shape)
+        return DeepMLP(input_size, int(n_classes), **{"width": input_size, **options})
     if name == "mlp":
         return MLP(math.prod(input_shape), int(n_classes))
     if name == "convnet":

@@ -124,6 +124,9 @@ class UnrolledNetwork(nn.Module):
             for index, layer in enumerate(layers):
                 u = self.preactivation(layer, z, z_previous, prepared)
                 z_previous, z = z, soft_threshold(u, thresholds[layer])
+                if index == 0 and z.dtype != z_previous.dtype:
+                    # under autocast the layers compute in bfloat16: so does z_0
+                    iterates[0] = z_previous = z_previous.to(z.dtype)
                 if iterate_noise is not None:
                     z = iterate_noise(index + 1, z)
                 iterates.append(z)

@@ -13,8 +13,9 @@ from .metrics import accepts_iterate_noise
 
 LOSSES = ("supervised", "unsupervised")
 CONSTRAINTS = ("distance", "gradient")
-DUAL_UPDATES = ("epoch", "batch")
+DUAL_UPDATES = ("epoch", "batch", "epoch_running")
 NOISE_SCALINGS = ("constant", "log_gradient_norm")
+AUTOCAST_DTYPES = (None, torch.bfloat16)
 
 
 def _adam(parameters, lr):
@@ -51,11 +52,15 @@ class UnrolledTrainer:
         iterate ``z_1 .. z_{L-1}`` before the next layer during training
     noise_scaling : ``"constant"``, or ``"log_gradient_norm"`` to multiply it,
         per signal, by ``log ||D^T (D z_l - x)||`` as the code of Hadou et al.
+    autocast_dtype : None, or ``torch.bfloat16`` to run the forward pass and
+        the loss of each step under ``torch.autocast`` (mixed precision: the
+        matrix products in bfloat16; the weights, their gradients and Adam's
+        state stay in the network's own dtype, the "master weights")
     """
 
     def __init__(self, network, X, z_star, D, lmbd, loss="supervised", lr=1e-3,
                  batch_size=128, generator=None, noise_level=0.0,
-                 noise_scaling="constant"):
+                 noise_scaling="constant", autocast_dtype=None):
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r} is unknown; accepted: {list(LOSSES)}.")
         if noise_scaling not in NOISE_SCALINGS:
@@ -72,11 +77,15 @@ class UnrolledTrainer:
         if batch_size > X.shape[0]:
             raise ValueError(f"batch_size={batch_size} is larger than the "
                              f"{X.shape[0]} training signals.")
+        if autocast_dtype not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast_dtype={autocast_dtype!r} is not supported; accepted: "
+                             f"{list(AUTOCAST_DTYPES)}.")
         self.network, self.X, self.z_star, self.D, self.lmbd = network, X, z_star, D, lmbd
         if generator is None:
             generator = torch.Generator(device=X.device).manual_seed(0)
         self.loss, self.batch_size, self.generator = loss, int(batch_size), generator
         self.noise_level, self.noise_scaling = noise_level, noise_scaling
+        self.autocast_dtype = autocast_dtype
         self.optimizer = _adam(network.parameters(), lr=lr)
         self._position = 0
         self.epochs_done = 0
@@ -139,23 +148,36 @@ class UnrolledTrainer:
         return self._gram_matrix
 
     def data_loss(self, iterates, x, z_star):
+        # In the data's precision: under autocast the iterates are bfloat16.
+        z_last = iterates[-1].to(z_star.dtype)
         if self.loss == "supervised":
-            return 0.5 * ((iterates[-1] - z_star) ** 2).sum(-1).mean()
-        return lasso_objective(iterates[-1], x, self.D, self.lmbd).mean()
+            return 0.5 * ((z_last - z_star) ** 2).sum(-1).mean()
+        with self.autocast(enabled=False):
+            return lasso_objective(z_last, x, self.D, self.lmbd).mean()
 
     def batch_loss(self, iterates, x, z_star):
         return self.data_loss(iterates, x, z_star)
+
+    def autocast(self, enabled=True):
+        """The mixed-precision context of a step; a no-op without
+        ``autocast_dtype`` or with ``enabled=False``."""
+        return torch.autocast(self.X.device.type, dtype=self.autocast_dtype,
+                              enabled=enabled and self.autocast_dtype is not None)
+
+    def forward(self, x):
+        """The iterates of one training step on the batch ``x``."""
+        noise = self._noise(x)
+        # Without noise, a plain module (no iterate_noise argument) trains too.
+        return self.network(x) if noise is None else self.network(x, iterate_noise=noise)
 
     def train(self, n_steps):
         """Take ``n_steps`` Adam steps (epochs roll over as needed)."""
         self.network.train()
         for _ in range(n_steps):
             x, z_star = self._next_batch()
-            noise = self._noise(x)
-            # Without noise, a plain module (no iterate_noise argument) trains too.
-            iterates = (self.network(x) if noise is None
-                        else self.network(x, iterate_noise=noise))
-            loss = self.batch_loss(iterates, x, z_star)
+            with self.autocast():
+                iterates = self.forward(x)
+                loss = self.batch_loss(iterates, x, z_star)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -176,9 +198,19 @@ class ConstrainedUnrolledTrainer(UnrolledTrainer):
     authors' code) or the same ratio of the norms of the proximal-gradient
     mapping of ``F_x`` (``"gradient"``). Adam descends the Lagrangian
     ``loss + sum_l nu_l c_l`` in the weights; the multipliers follow projected
-    dual ascent ``nu_l <- max(0, nu_l + lr_dual c_l)``, once per epoch with the
-    constraints evaluated on the whole training set (as the authors' code) or
-    after every batch with the batch's constraints.
+    dual ascent ``nu_l <- max(0, nu_l + lr_dual c_l)``:
+
+    - ``dual_update="epoch"``: once per epoch, with the constraints evaluated
+      on the whole training set by one more forward pass at the end of the
+      epoch (the authors' code);
+    - ``"epoch_running"``: once per epoch, with the constraints averaged over
+      the epoch's own training forward passes, no extra pass. It differs from
+      the authors' rule in what the mean is taken over: each batch's ratios
+      come from the weights of its step (not the end-of-epoch weights), with
+      the training noise when ``noise_level > 0``, and the signals are those
+      of the epoch's batches (all of them when the batch size divides their
+      number). With frozen weights and no noise the two agree;
+    - ``"batch"``: after every batch, with the batch's constraints.
     """
 
     def __init__(self, network, X, z_star, D, lmbd, constraint="distance",
@@ -196,11 +228,20 @@ class ConstrainedUnrolledTrainer(UnrolledTrainer):
         self.constraint, self.epsilon = constraint, epsilon
         self.lr_dual, self.dual_update = lr_dual, dual_update
         self.multipliers = torch.zeros(network.n_layers, dtype=X.dtype, device=X.device)
+        # epoch_running: the epoch's sums of ratios and counts of signals
+        self._epoch_sums = torch.zeros(2, network.n_layers, dtype=X.dtype, device=X.device)
         self.step_size = 1.0 / float(getattr(network, "lipschitz", None)
                                      or torch.linalg.matrix_norm(D, ord=2) ** 2)
 
     def constraints(self, iterates, x, z_star):
         """``c_l`` for ``l = 1..L``, shape ``(L,)``."""
+        ratio_sums, counts = self.ratio_sums(iterates, x, z_star)
+        return ratio_sums / counts.clamp_min(1) - (1 - self.epsilon)
+
+    def ratio_sums(self, iterates, x, z_star):
+        """Sums over the signals of the ratios ``r_l``, and the numbers of
+        signals whose ratio is defined, for ``l = 1..L``: two ``(L,)``."""
+        iterates = iterates.to(z_star.dtype)
         if self.constraint == "distance":
             if torch.is_grad_enabled() and iterates.requires_grad:
                 norms = torch.linalg.vector_norm(iterates - z_star, dim=-1)
@@ -216,15 +257,18 @@ class ConstrainedUnrolledTrainer(UnrolledTrainer):
         floor = 1e-6 * norms[0].mean().clamp_min(1e-30)
         defined = norms[:-1] > floor
         ratios = torch.where(defined, norms[1:] / norms[:-1].clamp_min(floor), 0)
-        mean_ratio = ratios.sum(-1) / defined.sum(-1).clamp_min(1)
-        return mean_ratio - (1 - self.epsilon)
+        return ratios.sum(-1), defined.sum(-1).to(ratios.dtype)
 
     def dual_ascent(self, constraints):
         self.multipliers = torch.relu(self.multipliers + self.lr_dual * constraints.detach())
 
     def batch_loss(self, iterates, x, z_star):
-        constraints = self.constraints(iterates, x, z_star)
+        with self.autocast(enabled=False):
+            ratio_sums, counts = self.ratio_sums(iterates, x, z_star)
+        constraints = ratio_sums / counts.clamp_min(1) - (1 - self.epsilon)
         self._batch_constraints = constraints.detach()
+        if self.dual_update == "epoch_running":
+            self._epoch_sums += torch.stack([ratio_sums.detach(), counts])
         return self.data_loss(iterates, x, z_star) + (self.multipliers * constraints).sum()
 
     def after_step(self):
@@ -234,6 +278,10 @@ class ConstrainedUnrolledTrainer(UnrolledTrainer):
 
     def end_of_epoch(self):
         super().end_of_epoch()
+        if self.dual_update == "epoch_running":
+            ratio_sums, counts = self._epoch_sums
+            self.dual_ascent(ratio_sums / counts.clamp_min(1) - (1 - self.epsilon))
+            self._epoch_sums = torch.zeros_like(self._epoch_sums)
         if self.dual_update == "epoch":
             with torch.no_grad():
                 self.network.eval()

@@ -1,0 +1,81 @@
+"""benchopt glue shared by the solvers of benchmark_inverse_problems."""
+import math
+import numbers
+
+from benchopt import BaseSolver
+from benchopt.stopping_criterion import NoCriterion
+
+from solvers_common.device import callback_loop, get_device, get_dtype, synchronize
+from solvers_common.seeding import seed_torch, torch_generator
+
+# Seed of the throwaway model that warm_up trains for one step.
+WARM_UP_SEED = 12345
+
+
+class RestorationSolver(BaseSolver):
+    """Receives the training images, the operator and its noise level on the
+    solver's device (untimed), and returns ``{"restorer": self.restorer()}``."""
+
+    def set_objective(self, train_images, physics, noise_level, lipschitz, n_iterations):
+        self.device = get_device(getattr(self, "device", "auto"))
+        self.dtype_ = get_dtype(getattr(self, "dtype", "float32"))
+        self.train_images = train_images.to(self.device, self.dtype_)
+        self.physics = physics.to(self.device, self.dtype_)
+        self.noise_level, self.lipschitz = float(noise_level), float(lipschitz)
+        self.step = 1.0 / self.lipschitz
+        self.n_iterations = int(n_iterations)
+        self.n_channels = int(train_images.shape[1])
+        self.image_size = int(min(train_images.shape[-2:]))
+        self.check_parameters()
+
+    def check_parameters(self):
+        pass
+
+    def get_result(self):
+        return dict(restorer=self.restorer())
+
+
+class TrainedSolver(RestorationSolver):
+    """Trains ``self.model`` (from ``build_model(generator)``) with the trainer
+    of ``make_trainer()`` for ``epochs`` epochs, evaluated on benchopt's
+    geometric schedule of epochs and after the last step, through the suite's
+    :func:`solvers_common.device.callback_loop`. The model is built inside the
+    timed ``run``; ``warm_up`` pays the one-off costs (first-call dispatch,
+    CUDA context) with one step of a throwaway model."""
+
+    sampling_strategy = "callback"
+    stopping_criterion = NoCriterion(strategy="callback", key_to_monitor="value")
+
+    common_parameters = {
+        "lr": [1e-3],
+        "batch_size": [16],
+        "epochs": [30],
+        "device": ["auto"],
+        "dtype": ["float32"],
+    }
+
+    def check_parameters(self):
+        if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
+                or self.epochs < 0):
+            raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
+        if self.batch_size > self.train_images.shape[0]:
+            raise ValueError(f"batch_size={self.batch_size} is larger than the "
+                             f"{self.train_images.shape[0]} training images.")
+
+    def build(self, seed):
+        self.generator = torch_generator(seed, device=self.device)
+        seed_torch(seed)  # torch.nn's default initializations draw from the global generator
+        self.model = self.build_model(self.generator).to(self.device, self.dtype_)
+        self.trainer = self.make_trainer()
+
+    def warm_up(self):
+        self.build(WARM_UP_SEED)
+        self.trainer.train(1)
+        synchronize(self.device)
+
+    def run(self, callback):
+        self.build(self.get_seed(use_repetition=True))
+        steps_per_epoch = self.trainer.steps_per_epoch
+        callback_loop(callback, lambda: self.trainer.train(steps_per_epoch),
+                      lambda: synchronize(self.device),
+                      n_rounds=math.ceil(self.epochs))

@@ -1,0 +1,56 @@
+from benchmark_utils.trained_solver import TrainedSolver
+
+from solvers_common.inverse_problems import GlowProx, RestorationTrainer
+
+
+class Solver(TrainedSolver):
+    """GLOW-Prox (Hadou, NaderiAlizadeh & Ribeiro 2024, "Robust
+    Stochastically-Descending Unrolled Networks", Section 5.2): ``n_layers``
+    unrolled proximal-gradient layers whose prox is a Glow normalizing flow
+    per layer (normflows blocks: ``n_levels`` levels of ``depth`` steps with
+    couplings of ``hidden_channels``), the last level's latent shrunk by
+    ``1 / (1 + lmbd_l)``. Trained end to end (final squared error, Adam) with
+    (``constrained``) or without the descending constraints on the gradient
+    norms of ``f = 100 ||y - A x||^2 - log N(z)`` in x and z (``epsilon``,
+    dual ascent ``lr_dual`` after every batch), with noise of norm
+    ``1 / (l + 1)`` injected into the intermediate outputs
+    (``noise_injection``). The authors: 5 layers, depth 18, 4 levels, width
+    512, batch 8, Adam 1e-5, 40 epochs of CelebA-HQ 64 x 64."""
+
+    name = "glow_prox"
+    requirements = ["pip::torch", "pip::deepinv", "pip::normflows"]
+    parameters = {
+        "n_layers": [5],
+        "n_levels": [2],
+        "depth": [4],
+        "hidden_channels": [32],
+        "constrained": [True, False],
+        "noise_injection": [True],
+        "epsilon": [0.05],
+        "lr_dual": [1e-2],
+        **{**TrainedSolver.common_parameters, "batch_size": [8]},
+    }
+    test_config = {"n_layers": 2, "n_levels": 1, "depth": 1, "hidden_channels": 4,
+                   "batch_size": 4, "epochs": 1}
+
+    def check_parameters(self):
+        super().check_parameters()
+        factor = 2 ** self.n_levels
+        if self.image_size % factor:
+            raise ValueError(f"n_levels={self.n_levels}: the {self.image_size} x "
+                             f"{self.image_size} images cannot pass {self.n_levels} squeezes "
+                             f"(their side must be a multiple of {factor}).")
+
+    def build_model(self, generator):
+        return GlowProx(self.n_layers, self.n_channels, self.step, n_levels=self.n_levels,
+                        depth=self.depth, hidden_channels=self.hidden_channels)
+
+    def make_trainer(self):
+        return RestorationTrainer(
+            self.model, self.physics, self.train_images, self.noise_level, self.lipschitz,
+            constrained=self.constrained, epsilon=self.epsilon, lr_dual=self.lr_dual,
+            noise_injection=self.noise_injection, lr=self.lr, batch_size=self.batch_size,
+            generator=self.generator)
+
+    def restorer(self):
+        return self.model

@@ -1,0 +1,63 @@
+from benchmark_utils.trained_solver import TrainedSolver
+
+from solvers_common.inverse_problems import (
+    ConvolutionalDictionaryDenoiser,
+    DenoiserTrainer,
+    DictionaryPnP,
+)
+
+
+class Solver(TrainedSolver):
+    """Forward-backward plug-and-play with an unrolled convolutional
+    dictionary denoiser (Kowalski, Malezieux, Moreau & Repetti 2024,
+    "Analysis and synthesis denoisers for forward-backward plug-and-play
+    algorithms", Algorithm 2).
+
+    The denoiser, ``n_layers_train`` layers of ISTA on the synthesis problem
+    or of projected gradient on the analysis problem's dual (``mode``,
+    ``n_atoms`` atoms of ``kernel_size`` x ``kernel_size``, ``lmbd``), is
+    trained with Adam to remove Gaussian noise of level ``denoiser_sigma``
+    from the training images. In PnP it runs ``n_layers_pnp`` layers per outer
+    iteration, its code warm-started from the previous iteration
+    (``warm_start``) or from zero. The paper's variants L_train / L_PnP:
+    20/20, 20/1, 1/1, 1/20.
+    """
+
+    name = "pnp_dictionary"
+    requirements = ["pip::torch", "pip::deepinv"]
+    parameters = {
+        "mode": ["analysis"],
+        "n_atoms": [32],
+        "kernel_size": [5],
+        "lmbd": [0.05],
+        "denoiser_sigma": [0.05],
+        "n_layers_train": [20],
+        "n_layers_pnp": [1],
+        "warm_start": [True],
+        **TrainedSolver.common_parameters,
+    }
+    test_config = {"n_atoms": 4, "kernel_size": 3, "n_layers_train": 2, "batch_size": 4,
+                   "epochs": 1}
+
+    def check_parameters(self):
+        super().check_parameters()
+        if self.kernel_size > self.image_size:
+            raise ValueError(f"kernel_size={self.kernel_size} is larger than the "
+                             f"{self.image_size} x {self.image_size} images.")
+        for name in ("n_layers_train", "n_layers_pnp"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}.")
+
+    def build_model(self, generator):
+        return ConvolutionalDictionaryDenoiser(
+            self.n_atoms, self.kernel_size, self.n_channels, lmbd=self.lmbd,
+            n_layers=self.n_layers_train, mode=self.mode, generator=generator,
+            dtype=self.dtype_)
+
+    def make_trainer(self):
+        return DenoiserTrainer(self.model, self.train_images, self.denoiser_sigma, lr=self.lr,
+                               batch_size=self.batch_size, generator=self.generator)
+
+    def restorer(self):
+        return DictionaryPnP(self.model, self.n_iterations, self.step,
+                             n_layers=self.n_layers_pnp, warm_start=self.warm_start)

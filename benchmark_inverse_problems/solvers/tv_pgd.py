@@ -1,0 +1,27 @@
+from benchmark_utils.trained_solver import RestorationSolver
+
+from solvers_common.inverse_problems import ProximalGradient, TVProx
+
+
+class Solver(RestorationSolver):
+    """Proximal gradient descent on ``1/2 ||A x - y||^2 + lmbd TV(x)``
+    (Rudin, Osher & Fatemi 1992's total variation; the prox by deepinv's
+    ``TVPrior``, a Chambolle-Pock inner solver with ``n_inner`` iterations),
+    step ``1 / ||A||^2``, ``n_iterations`` outer iterations from ``A^T y``.
+    Nothing is learned: the baseline."""
+
+    name = "tv_pgd"
+    requirements = ["pip::torch", "pip::deepinv"]
+    sampling_strategy = "run_once"
+    parameters = {"lmbd": [0.05], "n_inner": [50]}
+
+    def check_parameters(self):
+        if not self.lmbd > 0:
+            raise ValueError(f"lmbd must be positive, got {self.lmbd!r}.")
+
+    def run(self, _):
+        self.method = ProximalGradient(TVProx(self.lmbd, self.step, self.n_inner),
+                                       self.n_iterations, self.step)
+
+    def restorer(self):
+        return self.method

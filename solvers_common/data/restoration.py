@@ -1,0 +1,178 @@
+"""Clean images for image restoration, as numpy arrays ``(N, C, H, W)``.
+
+Sources, offline by default:
+
+- ``"skimage"``: crops of the test images bundled with scikit-image (gray and
+  colour; gray ones are repeated over 3 channels when ``color=True``, colour
+  ones averaged to gray otherwise). Training crops and test crops come from
+  different images.
+- ``"faces"``: scikit-image's 200 LFW faces of 25 x 25 (``skimage.data.lfw_subset``),
+  the offline stand-in for CelebA-HQ; the first 150 train, the last 50 test.
+- ``"digits"``: scikit-learn's 8 x 8 digits (its fixed train/test split).
+- ``"mnist"``: torchvision's MNIST under ``$LEARNOPT_DATA`` (downloaded if possible).
+- ``"bsds500"``: the Berkeley segmentation images, read from
+  ``$LEARNOPT_DATA/BSDS500/images/{train,test}/`` (or the archive's layout
+  ``BSR/BSDS500/data/images/{train,test}/``).
+- ``"celeba_hq"``: CelebA-HQ images in ``$LEARNOPT_DATA/CelebA-HQ/``, resized
+  to ``crop_size``; the last tenth of the sorted file list is the test split.
+
+File-backed sources raise :class:`~.paths.DataUnavailable` (one line) when
+their files are absent. Values are float32 in [0, 1].
+"""
+from pathlib import Path
+
+import numpy as np
+
+from .images import load_digits_images, load_images
+from .paths import DATA_ENV_VAR, DataUnavailable, data_home
+
+RESTORATION_SOURCES = ("skimage", "faces", "digits", "mnist", "bsds500", "celeba_hq")
+
+# scikit-image's bundled images (no download): training and test images are
+# distinct pictures (``cat`` is ``chelsea`` mirrored, so only one is used).
+SKIMAGE_TRAIN = ("astronaut", "camera", "coins", "moon", "brick", "grass", "gravel",
+                 "hubble_deep_field", "immunohistochemistry", "rocket", "clock", "text")
+SKIMAGE_TEST = ("coffee", "chelsea", "page", "microaneurysms")
+FACES_TRAIN_SIZE = 150
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _as_channels(image, color):
+    """float32 ``(C, H, W)`` in [0, 1] from a ``(H, W)`` or ``(H, W, 3|4)`` array."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        image = image.astype(np.float32) / np.float32(255)
+    image = image.astype(np.float32)
+    if image.ndim == 3:
+        image = image[..., :3]
+        if not color:
+            image = image.mean(-1)
+    if image.ndim == 2:
+        image = np.repeat(image[None], 3, axis=0) if color else image[None]
+    else:
+        image = np.moveaxis(image, -1, 0)
+    return np.ascontiguousarray(image)
+
+
+def _check_size(images, crop_size, source):
+    smallest = min(min(image.shape[-2:]) for image in images)
+    if crop_size > smallest:
+        raise ValueError(f"crop_size={crop_size} is larger than the {source} images "
+                         f"(smallest side {smallest}); use crop_size <= {smallest}.")
+
+
+def random_crops(images, crop_size, n_crops, generator):
+    """``n_crops`` crops of ``crop_size`` x ``crop_size`` at random images and
+    positions drawn from ``generator`` (a ``numpy.random.Generator``)."""
+    crops = []
+    for index in generator.integers(len(images), size=n_crops):
+        image = images[index]
+        top = generator.integers(image.shape[-2] - crop_size + 1)
+        left = generator.integers(image.shape[-1] - crop_size + 1)
+        crops.append(image[:, top:top + crop_size, left:left + crop_size])
+    return np.stack(crops).astype(np.float32)
+
+
+def center_crops(images, crop_size):
+    """The centred ``crop_size`` x ``crop_size`` crop of each image ``(N, C, H, W)``."""
+    height, width = images.shape[-2:]
+    top, left = (height - crop_size) // 2, (width - crop_size) // 2
+    return np.ascontiguousarray(images[..., top:top + crop_size, left:left + crop_size])
+
+
+def _pick(images, n, generator, source, split):
+    if n > len(images):
+        raise ValueError(f"n_{split}={n} is more than the {len(images)} {split} images of "
+                         f"{source}.")
+    return images[np.sort(generator.choice(len(images), size=n, replace=False))]
+
+
+def _read_folder(folder, color, size=None):
+    from PIL import Image
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = []
+    for path in files:
+        with Image.open(path) as image:
+            image = image.convert("RGB" if color else "L")
+            if size is not None:
+                image = image.resize((size, size), Image.BICUBIC)
+            images.append(_as_channels(np.asarray(image), color))
+    return images
+
+
+def _bsds500_folder(split):
+    root = data_home()
+    for layout in ("BSDS500/images", "BSR/BSDS500/data/images"):
+        folder = root / layout / split
+        if folder.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+            return folder
+    raise DataUnavailable(
+        f"BSDS500: no images under {root / 'BSDS500/images' / split} (nor "
+        f"{root / 'BSR/BSDS500/data/images' / split}); put the train/ and test/ .jpg files "
+        f"of BSR_bsds500.tgz there or set {DATA_ENV_VAR} to a folder that holds them")
+
+
+def _celeba_hq_files():
+    folder = data_home() / "CelebA-HQ"
+    if not folder.is_dir() or not any(p.suffix.lower() in IMAGE_SUFFIXES
+                                      for p in folder.iterdir()):
+        raise DataUnavailable(
+            f"CelebA-HQ: no images in {folder}; put the CelebA-HQ .jpg or .png files there "
+            f"or set {DATA_ENV_VAR} to a folder that holds a CelebA-HQ/ folder")
+    return folder
+
+
+def load_restoration_images(source, crop_size, n_train, n_test, color=False, generator=None):
+    """Training and test images of ``source`` (see the module's docstring).
+
+    Returns ``(train, test)``, float32 arrays ``(n, C, crop_size, crop_size)``
+    with ``C = 3`` when ``color`` else 1. Random choices (crops, which images)
+    come from ``generator``, a ``numpy.random.Generator``. ValueError on an
+    unknown source, a ``crop_size`` larger than the images, or more images
+    than the split holds; DataUnavailable when a file-backed source is absent.
+    """
+    if source not in RESTORATION_SOURCES:
+        raise ValueError(f"source={source!r} is unknown; accepted: {list(RESTORATION_SOURCES)}.")
+    if int(crop_size) != crop_size or crop_size < 1:
+        raise ValueError(f"crop_size must be an integer >= 1, got {crop_size!r}.")
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    generator = np.random.default_rng(0) if generator is None else generator
+    crop_size = int(crop_size)
+    if source in ("skimage", "bsds500"):
+        if source == "skimage":
+            import skimage.data
+
+            train_images = [_as_channels(getattr(skimage.data, name)(), color)
+                            for name in SKIMAGE_TRAIN]
+            test_images = [_as_channels(getattr(skimage.data, name)(), color)
+                           for name in SKIMAGE_TEST]
+        else:
+            train_images = _read_folder(_bsds500_folder("train"), color)
+            test_images = _read_folder(_bsds500_folder("test"), color)
+        _check_size(train_images + test_images, crop_size, source)
+        return (random_crops(train_images, crop_size, n_train, generator),
+                random_crops(test_images, crop_size, n_test, generator))
+    if source == "celeba_hq":
+        images = np.stack(_read_folder(_celeba_hq_files(), color, size=crop_size))
+        n_test_split = max(1, len(images) // 10)
+        train, test = images[:-n_test_split], images[-n_test_split:]
+    else:
+        if source == "faces":
+            import skimage.data
+
+            faces = skimage.data.lfw_subset().astype(np.float32)
+            train, test = faces[:FACES_TRAIN_SIZE], faces[FACES_TRAIN_SIZE:]
+        else:
+            train, _ = (load_digits_images(train=True) if source == "digits"
+                        else load_images(source, train=True))
+            test, _ = (load_digits_images(train=False) if source == "digits"
+                       else load_images(source, train=False))
+        train = np.stack([_as_channels(image, color) for image in train])
+        test = np.stack([_as_channels(image, color) for image in test])
+        _check_size([train[0]], crop_size, source)
+        train, test = center_crops(train, crop_size), center_crops(test, crop_size)
+    return (_pick(train, n_train, generator, source, "train"),
+            _pick(test, n_test, generator, source, "test"))

@@ -1,0 +1,168 @@
+"""Unrolled restoration networks: learned proximal gradient and GLOW-Prox.
+
+Both follow the restorer contract of :mod:`.restorers`
+(``network(y, physics, iterate_hook=None)`` returns ``x_L``, the hook sees
+``x_0 = A^T y, x_1, ..., x_L``) and are trained end to end by
+:class:`~.training.RestorationTrainer`.
+"""
+import normflows as nf
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .physics import data_gradient
+
+
+def _identity_hook(index, x):
+    return x
+
+
+class SmallDenoiserCNN(nn.Module):
+    """``x -> x + f(x)``, ``f`` three 3 x 3 convolutions with ReLUs, the last
+    one initialized at zero (so that the block starts as the identity)."""
+
+    def __init__(self, n_channels, width=16):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(n_channels, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, n_channels, 3, padding=1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x):
+        return x + self.net(x)
+
+
+class UnrolledProximalGradient(nn.Module):
+    """``L`` layers ``x <- P_l(x - mu_l A^T (A x - y))`` with a learned prox
+    ``P_l`` (a small residual CNN per layer) and learned steps ``mu_l``
+    (Gregor & LeCun 2010's unrolling idea applied to images, as in
+    Adler & Oktem 2018's learned proximal operators). ``step`` is
+    ``1 / ||A||^2``; ``mu_l = step * softplus-free relu(s_l)``, ``s_l = 1`` at
+    initialization."""
+
+    def __init__(self, n_layers, n_channels, step, width=16):
+        super().__init__()
+        self.n_layers, self.step = int(n_layers), float(step)
+        self.proxes = nn.ModuleList(SmallDenoiserCNN(n_channels, width)
+                                    for _ in range(self.n_layers))
+        self.step_scales = nn.Parameter(torch.ones(self.n_layers))
+
+    def forward(self, y, physics, iterate_hook=None):
+        hook = iterate_hook or _identity_hook
+        x = hook(0, physics.A_adjoint(y))
+        for layer, prox in enumerate(self.proxes):
+            mu = self.step * F.relu(self.step_scales[layer])
+            x = hook(layer + 1, prox(x - mu * data_gradient(physics, x, y)))
+        return x
+
+
+class Glow(nn.Module):
+    """A multiscale Glow (Kingma & Dhariwal 2018) made of normflows blocks:
+    ``n_levels`` levels, each a squeeze, ``depth`` Glow steps (ActNorm,
+    invertible 1 x 1 convolution, affine coupling with ``hidden_channels``)
+    and, except the last, a split that factors out half of the channels.
+
+    ``encode(x)`` maps images (sides divisible by ``2 ** n_levels``) to the
+    list of latents of every level, the last one last; ``decode`` inverts it.
+    Images are centred (``x - 0.5``) before the flow, as in Glow's code.
+    (normflows' ``forward`` is the generative direction, latent to data.)
+    """
+
+    def __init__(self, n_channels, n_levels=2, depth=4, hidden_channels=32):
+        super().__init__()
+        if int(n_levels) != n_levels or n_levels < 1:
+            raise ValueError(f"n_levels must be an integer >= 1, got {n_levels!r}.")
+        self.n_levels = int(n_levels)
+        self.squeeze = nf.flows.Squeeze()
+        self.levels = nn.ModuleList()
+        channels = n_channels
+        for level in range(self.n_levels):
+            channels *= 4
+            self.levels.append(nn.ModuleList(
+                nf.flows.GlowBlock(channels, hidden_channels, split_mode="channel",
+                                   scale=True)
+                for _ in range(int(depth))))
+            if level < self.n_levels - 1:
+                channels //= 2
+
+    def check_size(self, x):
+        factor = 2 ** self.n_levels
+        if x.shape[-1] % factor or x.shape[-2] % factor:
+            raise ValueError(f"images of size {tuple(x.shape[-2:])} cannot pass {self.n_levels} "
+                             f"squeezes: their sides must be multiples of 2 ** n_levels = "
+                             f"{factor}.")
+
+    def encode(self, x):
+        self.check_size(x)
+        h, latents = x - 0.5, []
+        for level, blocks in enumerate(self.levels):
+            h, _ = self.squeeze.inverse(h)
+            for block in blocks:
+                h, _ = block.inverse(h)
+            if level < self.n_levels - 1:
+                h, factored = h.chunk(2, dim=1)
+                latents.append(factored)
+        latents.append(h)
+        return latents
+
+    def decode(self, latents):
+        h = latents[-1]
+        for level in range(self.n_levels - 1, -1, -1):
+            if level < self.n_levels - 1:
+                h = torch.cat([h, latents[level]], dim=1)
+            for block in reversed(self.levels[level]):
+                h, _ = block.forward(h)
+            h, _ = self.squeeze.forward(h)
+        return h + 0.5
+
+
+class GlowProx(nn.Module):
+    """GLOW-Prox (Hadou, NaderiAlizadeh & Ribeiro 2024, Section 5.2): an
+    unrolled proximal gradient whose prox is a Glow per layer,
+
+        x <- x - mu_l A^T (A x - y)
+        z = G_l^{-1}(x);  z_last <- z_last / (1 + lmbd_l);  x = clamp(G_l(z), 0, 1)
+
+    (dividing the last level's latent by ``1 + lmbd_l`` is the prox of
+    ``lmbd_l / 2 ||z_last||^2``, a Gaussian prior in the flow's latent space).
+    ``mu_l = step * relu(s_l)`` and ``lmbd_l = relu(t_l)``; the authors draw
+    ``s_l, t_l`` from N(0, 0.01^2), here ``s_l = 1`` and ``t_l = 0.01`` so
+    that no layer starts with a dead ReLU. The authors' code takes the step
+    with the opposite sign, ``x + mu A^T (A x - y)``; this module descends.
+    ``latents`` holds, after a forward pass, the last-level latent of each
+    layer (for the descending constraints in z).
+    """
+
+    def __init__(self, n_layers, n_channels, step, n_levels=2, depth=4, hidden_channels=32):
+        super().__init__()
+        if int(n_layers) != n_layers or n_layers < 1:
+            raise ValueError(f"n_layers must be an integer >= 1, got {n_layers!r}.")
+        self.n_layers, self.step = int(n_layers), float(step)
+        self.flows = nn.ModuleList(Glow(n_channels, n_levels, depth, hidden_channels)
+                                   for _ in range(self.n_layers))
+        self.step_scales = nn.Parameter(torch.ones(self.n_layers))
+        self.prior_weights = nn.Parameter(torch.full((self.n_layers,), 0.01))
+        self.latents = []
+
+    def __getstate__(self):
+        # The latents of the last pass belong to its graph: not copied.
+        return {**self.__dict__, "latents": []}
+
+    def prox(self, layer, x):
+        flow = self.flows[layer]
+        latents = flow.encode(x)
+        latents[-1] = latents[-1] / (1 + F.relu(self.prior_weights[layer]))
+        return flow.decode(latents).clamp(0, 1), latents[-1]
+
+    def forward(self, y, physics, iterate_hook=None):
+        hook = iterate_hook or _identity_hook
+        x = hook(0, physics.A_adjoint(y))
+        self.latents = []
+        for layer in range(self.n_layers):
+            mu = self.step * F.relu(self.step_scales[layer])
+            x, latent = self.prox(layer, x - mu * data_gradient(physics, x, y))
+            self.latents.append(latent)
+            x = hook(layer + 1, x)
+        return x

@@ -1,0 +1,64 @@
+"""Every trained solver stops on its own: with its default training budget
+(``epochs``) and benchopt's default limits (``--max-runs 100``, ``--timeout
+100``), a run ends because the budget is spent (status ``done``), not
+because benchopt cut it (``max_runs``, ``timeout``), and its last evaluation
+scores the last epoch. Tiny datasets; only the batch size is changed, to fit
+them."""
+from pathlib import Path
+
+import pytest
+from benchopt.benchmark import Benchmark
+from benchopt.callback import _Callback
+from benchopt.utils.run_context import RunContext
+
+ROOT = Path(__file__).parents[1]
+# benchopt's defaults for `benchopt run`.
+DEFAULT_MAX_RUNS, DEFAULT_TIMEOUT = 100, 100
+
+SETUPS = {
+    "benchmark_unrolling": (
+        ("simulated", dict(n_features=8, n_atoms=16, n_train=32, n_test=16)),
+        dict(n_layers=2), dict(batch_size=16)),
+    "benchmark_sparse_training": (
+        ("simulated", dict(n_train=32, n_test=16)), dict(model="mlp"),
+        dict(batch_size=16)),
+}
+
+
+def trained_solvers(name):
+    benchmark = Benchmark(ROOT / name)
+    return [(benchmark, solver) for solver in benchmark.get_solvers()
+            if "epochs" in solver.parameters]
+
+
+CASES = [(name, solver.name) for name in SETUPS for _, solver in trained_solvers(name)]
+
+
+@pytest.fixture(scope="module")
+def benchmarks():
+    return {name: Benchmark(ROOT / name) for name in SETUPS}
+
+
+@pytest.mark.parametrize("name, solver_name", CASES)
+def test_default_budget_ends_the_run(benchmarks, name, solver_name):
+    benchmark = benchmarks[name]
+    (dataset_name, dataset_parameters), objective_parameters, solver_parameters = SETUPS[name]
+    dataset = next(d for d in benchmark.get_datasets() if d.name == dataset_name
+                   ).get_instance(**dataset_parameters)
+    objective = benchmark.get_benchmark_objective().get_instance(**objective_parameters)
+    RunContext().set_run_context(objective, dataset, "dummy", repetition=0, base_seed=0)
+    objective._set_dataset(dataset)
+    solver_class = next(s for s in benchmark.get_solvers() if s.name == solver_name)
+    solver = solver_class.get_instance(**solver_parameters)
+    RunContext().set_run_context(objective, dataset, solver, repetition=0, base_seed=0)
+    skip, reason = solver._set_objective(objective)
+    assert not skip, reason
+    criterion = solver._stopping_criterion.get_runner_instance(
+        solver=solver, max_runs=DEFAULT_MAX_RUNS, timeout=DEFAULT_TIMEOUT)
+    solver._warm_up()
+    callback = _Callback(objective, solver, {}, criterion)
+    callback.start()
+    solver.run(callback)
+    curve, status, _ = callback.get_results()
+    assert status == "done", (solver_name, status, len(curve))
+    assert solver.trainer.epochs_done == solver.epochs
