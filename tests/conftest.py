@@ -6,6 +6,8 @@ import pytest
 import torch
 from benchopt.benchmark import Benchmark
 
+from solvers_common.lasso import lmbd_max, solve_lasso
+
 # The problems are tiny: intra-op threads only add synchronization overhead,
 # which becomes a large slowdown when other processes share the 2 cores.
 torch.set_num_threads(1)
@@ -40,3 +42,15 @@ def make_problem():
     """Factory ``make_problem(n, m, n_signals, seed=0, dtype=float64)``
     returning ``(D, X)``."""
     return _gaussian_problem
+
+
+@pytest.fixture(scope="module")
+def tiny_problem():
+    """n = 8, m = 16, 200 signals, lmbd = 0.1 lmbd_max, float64."""
+    generator = torch.Generator().manual_seed(1)
+    D = torch.randn(8, 16, generator=generator, dtype=torch.float64)
+    D /= torch.linalg.vector_norm(D, dim=0)
+    X = torch.randn(200, 8, generator=generator, dtype=torch.float64)
+    lmbd = 0.1 * lmbd_max(X, D).item()
+    z_star, _ = solve_lasso(X, D, lmbd)
+    return D, X, lmbd, z_star

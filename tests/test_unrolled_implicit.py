@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from solvers_common.lasso import lmbd_max, solve_lasso
+from solvers_common.lasso import lmbd_max
 from solvers_common.unrolled import FISTA, LISTA, LISTATied
 from solvers_common.unrolled.implicit import (
     ImplicitTrainer,
@@ -79,15 +79,6 @@ def test_implicit_gradient_differs_from_the_one_step_gradient(contractive_networ
     assert (network.W_z.grad - implicit).norm() > 0.1 * implicit.norm()
 
 
-@pytest.fixture(scope="module")
-def tiny_problem():
-    generator = torch.Generator().manual_seed(1)
-    D = torch.randn(8, 16, generator=generator, dtype=torch.float64)
-    D /= torch.linalg.vector_norm(D, dim=0)
-    X = torch.randn(200, 8, generator=generator, dtype=torch.float64)
-    lmbd = 0.1 * lmbd_max(X, D).item()
-    z_star, _ = solve_lasso(X, D, lmbd)
-    return D, X, lmbd, z_star
 
 
 @pytest.mark.parametrize("autocast_dtype", [None, torch.bfloat16])

@@ -6,6 +6,7 @@ from benchopt import BaseSolver
 from benchopt.stopping_criterion import NoCriterion
 
 from solvers_common.device import callback_loop, get_device, get_dtype, synchronize
+from solvers_common.inverse_problems import RestorationTrainer
 from solvers_common.seeding import seed_torch, torch_generator
 
 # Seed of the throwaway model that warm_up trains for one step.
@@ -79,3 +80,21 @@ class TrainedSolver(RestorationSolver):
         callback_loop(callback, lambda: self.trainer.train(steps_per_epoch),
                       lambda: synchronize(self.device),
                       n_rounds=math.ceil(self.epochs))
+
+
+class UnrolledRestorationSolver(TrainedSolver):
+    """A network trained end to end as the restoration method (its layers are
+    the iterates), with or without the descending constraints of Hadou,
+    NaderiAlizadeh & Ribeiro (2024): subclasses define ``build_model`` and the
+    parameters ``constrained``, ``epsilon``, ``lr_dual``, ``noise_injection``."""
+
+    def make_trainer(self):
+        return RestorationTrainer(
+            self.model, self.physics, self.train_images, self.noise_level, self.lipschitz,
+            constrained=self.constrained, epsilon=self.epsilon, lr_dual=self.lr_dual,
+            noise_injection=self.noise_injection, lr=self.lr, batch_size=self.batch_size,
+            generator=self.generator)
+
+    def restorer(self):
+        return self.model
+

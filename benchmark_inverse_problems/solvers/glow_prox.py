@@ -1,9 +1,9 @@
-from benchmark_utils.trained_solver import TrainedSolver
+from benchmark_utils.trained_solver import UnrolledRestorationSolver
 
-from solvers_common.inverse_problems import GlowProx, RestorationTrainer
+from solvers_common.inverse_problems import GlowProx
 
 
-class Solver(TrainedSolver):
+class Solver(UnrolledRestorationSolver):
     """GLOW-Prox (Hadou, NaderiAlizadeh & Ribeiro 2024, "Robust
     Stochastically-Descending Unrolled Networks", Section 5.2): ``n_layers``
     unrolled proximal-gradient layers whose prox is a Glow normalizing flow
@@ -28,7 +28,7 @@ class Solver(TrainedSolver):
         "noise_injection": [True],
         "epsilon": [0.05],
         "lr_dual": [1e-2],
-        **{**TrainedSolver.common_parameters, "batch_size": [8]},
+        **{**UnrolledRestorationSolver.common_parameters, "batch_size": [8]},
     }
     test_config = {"n_layers": 2, "n_levels": 1, "depth": 1, "hidden_channels": 4,
                    "batch_size": 4, "epochs": 1}
@@ -44,13 +44,3 @@ class Solver(TrainedSolver):
     def build_model(self, generator):
         return GlowProx(self.n_layers, self.n_channels, self.step, n_levels=self.n_levels,
                         depth=self.depth, hidden_channels=self.hidden_channels)
-
-    def make_trainer(self):
-        return RestorationTrainer(
-            self.model, self.physics, self.train_images, self.noise_level, self.lipschitz,
-            constrained=self.constrained, epsilon=self.epsilon, lr_dual=self.lr_dual,
-            noise_injection=self.noise_injection, lr=self.lr, batch_size=self.batch_size,
-            generator=self.generator)
-
-    def restorer(self):
-        return self.model

@@ -1,9 +1,9 @@
-from benchmark_utils.trained_solver import TrainedSolver
+from benchmark_utils.trained_solver import UnrolledRestorationSolver
 
-from solvers_common.inverse_problems import RestorationTrainer, UnrolledProximalGradient
+from solvers_common.inverse_problems import UnrolledProximalGradient
 
 
-class Solver(TrainedSolver):
+class Solver(UnrolledRestorationSolver):
     """Unrolled proximal gradient with a learned prox per layer,
     ``x <- P_l(x - mu_l A^T (A x - y))``, ``P_l`` a small residual CNN of
     ``width`` channels, ``n_layers`` layers, trained end to end on the
@@ -22,19 +22,9 @@ class Solver(TrainedSolver):
         "epsilon": [0.05],
         "lr_dual": [1e-2],
         "noise_injection": [False],
-        **TrainedSolver.common_parameters,
+        **UnrolledRestorationSolver.common_parameters,
     }
     test_config = {"n_layers": 2, "width": 4, "batch_size": 4, "epochs": 1}
 
     def build_model(self, generator):
         return UnrolledProximalGradient(self.n_layers, self.n_channels, self.step, self.width)
-
-    def make_trainer(self):
-        return RestorationTrainer(
-            self.model, self.physics, self.train_images, self.noise_level, self.lipschitz,
-            constrained=self.constrained, epsilon=self.epsilon, lr_dual=self.lr_dual,
-            noise_injection=self.noise_injection, lr=self.lr, batch_size=self.batch_size,
-            generator=self.generator)
-
-    def restorer(self):
-        return self.model
