@@ -7,6 +7,7 @@ ValueError before any work; and the benchmark's solvers through benchopt's
 API (smooth solvers skipped, the hypergradient study)."""
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -35,9 +36,10 @@ def restore_thread_count():
     torch.set_num_threads(n_threads)
 
 
-def make_data(n_inner=40, n_outer=40, n_features=60, seed=0):
+def make_data(n_inner=40, n_outer=40, n_features=60, seed=0, correlation=0.5, density=0.1):
     X, y, _ = correlated_regression(np.random.default_rng(seed), n_inner + n_outer,
-                                    n_features, correlation=0.5, density=0.1, snr=3.0)
+                                    n_features, correlation=correlation, density=density,
+                                    snr=3.0)
     X, y = standardize_splits(X, y, n_inner)
     return X[:n_inner], y[:n_inner], X[n_inner:], y[n_inner:]
 
@@ -156,18 +158,78 @@ def test_implicit_forward_equals_implicit_on_the_support(weighted):
     lmbd = lmbd_at(problem, 0.1)
     theta = problem.solve_inner(lmbd)
     implicit = implicit_hypergradient(problem, theta, lmbd)
-    forward, (support, jacobian) = implicit_forward_hypergradient(problem, theta, lmbd,
-                                                                  100_000, tol=1e-15)
+    forward, state = implicit_forward_hypergradient(problem, theta, lmbd, 100_000, tol=1e-13)
+    assert state.converged
     torch.testing.assert_close(forward, implicit, rtol=1e-10, atol=1e-12)
-    # Warm-started from its own Jacobian, one iteration suffices.
-    again, _ = implicit_forward_hypergradient(problem, theta, lmbd, 1,
-                                              jacobian0=(support, jacobian))
+    # Warm-started from its own Jacobian, no iteration is needed.
+    again, state = implicit_forward_hypergradient(problem, theta, lmbd, 1, jacobian0=state)
+    assert state.converged and state.n_iterations == 0
     torch.testing.assert_close(again, implicit, rtol=1e-10, atol=1e-12)
     # At an approximate solution, on the approximate solution's support.
     approximate = unrolled(problem, lmbd, 500).theta
     torch.testing.assert_close(
-        implicit_forward_hypergradient(problem, approximate, lmbd, 100_000, tol=1e-15)[0],
+        implicit_forward_hypergradient(problem, approximate, lmbd, 100_000, tol=1e-13)[0],
         implicit_hypergradient(problem, approximate, lmbd), rtol=1e-10, atol=1e-12)
+
+
+def ill_conditioned_lasso(weighted=False):
+    """100 x 300, correlation 0.9 between neighbouring features: at lmbd_max / 50
+    the support has 67 features and H_SS a condition number of about 900."""
+    return lasso(weighted=weighted, n_inner=100, n_outer=100, n_features=300, correlation=0.9,
+                 density=0.05)
+
+
+def relative_error(estimate, reference):
+    return float((estimate - reference).abs().max() / reference.abs().max())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_implicit_forward_equals_implicit_on_an_ill_conditioned_support(weighted):
+    # Stopping when the iterates stop moving (relative change 1e-8) left an
+    # error of 8e-2: the Jacobian iterations contract by 1 - 1/kappa only.
+    problem = ill_conditioned_lasso(weighted)
+    lmbd = lmbd_at(problem, 0.02)
+    theta = problem.solve_inner(lmbd)
+    hessian = problem.support_hessian(theta, theta != 0)
+    eigenvalues = torch.linalg.eigvalsh(hessian)
+    assert float(eigenvalues[-1] / eigenvalues[0]) > 500
+    implicit = implicit_hypergradient(problem, theta, lmbd)
+    forward, state = implicit_forward_hypergradient(problem, theta, lmbd, 1_000_000, tol=1e-8)
+    assert relative_error(forward, implicit) < 1e-6
+    assert state.converged
+    # Warm-started from the Jacobian at a nearby lmbd (another support).
+    nearby = lmbd + 0.05
+    _, previous = implicit_forward_hypergradient(problem, problem.solve_inner(nearby), nearby,
+                                                 1_000_000, tol=1e-8)
+    assert not torch.equal(previous.support, theta != 0)
+    warm, warm_state = implicit_forward_hypergradient(problem, theta, lmbd, 1_000_000, tol=1e-8,
+                                                      jacobian0=previous)
+    assert warm_state.converged and warm_state.n_iterations < state.n_iterations
+    assert relative_error(warm, implicit) < 1e-6
+
+
+def test_implicit_forward_solver_defaults_match_implicit_when_ill_conditioned(benchmark):
+    objective = make_objective(benchmark, **{"n_inner_samples, n_outer_samples": (100, 100)},
+                               n_features=300, correlation=0.9)
+    solver, (skip, reason) = make_solver(benchmark, objective, "implicit_forward",
+                                         dtype="float64")
+    assert not skip, reason
+    solver.initialize()
+    problem = solver.problem
+    for ratio in (0.02, 0.1):
+        lmbd = lmbd_at(problem, ratio).to(problem.X_inner.dtype)
+        theta = problem.solve_inner(lmbd)
+        estimate = solver.estimate(SimpleNamespace(theta=theta, lmbd=lmbd))
+        assert relative_error(estimate, implicit_hypergradient(problem, theta, lmbd)) < 1e-6
+
+
+def test_implicit_forward_warns_once_when_its_budget_runs_out(benchmark):
+    objective = make_objective(benchmark, **{"n_inner_samples, n_outer_samples": (100, 100)},
+                               n_features=300, correlation=0.9)
+    with pytest.warns(RuntimeWarning, match="max_jacobian_steps") as record:
+        run_solver(benchmark, objective, "implicit_forward", 5, dtype="float64",
+                   max_jacobian_steps=2)
+    assert sum("max_jacobian_steps" in str(w.message) for w in record) == 1
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -229,7 +291,9 @@ def run_solver(benchmark, objective, name, n_evaluations, **parameters):
     ("itd_forward", dict(n_inner_steps=0), "n_inner_steps"),
     ("itd_backward", dict(n_inner_steps=-3), "n_inner_steps"),
     ("implicit", dict(max_inner_steps=0), "max_inner_steps"),
-    ("implicit_forward", dict(n_jacobian_steps=0), "n_jacobian_steps"),
+    ("implicit_forward", dict(max_jacobian_steps=0), "max_jacobian_steps"),
+    ("implicit_forward", dict(jacobian_tolerance=1.0), "jacobian_tolerance"),
+    ("implicit_forward", dict(jacobian_tolerance=0.0), "jacobian_tolerance"),
     ("implicit", dict(step_size=0.0), "step_size"),
 ])
 def test_bad_solver_parameters_raise_value_error(benchmark, name, parameters, message):

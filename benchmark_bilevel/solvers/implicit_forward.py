@@ -1,3 +1,5 @@
+import warnings
+
 from benchmark_utils.hypergradient_solver import HypergradientSolver
 
 from solvers_common.bilevel import check_iterations, implicit_forward_hypergradient
@@ -15,8 +17,12 @@ class Solver(HypergradientSolver):
                is <= inner_tolerance (at most max_inner_steps iterations)
         S = supp(theta), s = sign(theta_S), L_S = ||H_SS||
         J_S <- J_S - (H_SS J_S + exp(lmbd_S) s) / L_S, from the previous
-               J_S when the support is the same, until the relative change
-               is <= jacobian_tolerance (at most n_jacobian_steps)
+               J_S (its entries on the features still in S), until the
+               relative error ||H_SS J_S + exp(lmbd_S) s|| / (mu_S ||J_S||)
+               is <= jacobian_tolerance, at most
+               kappa_S log(kappa_S / jacobian_tolerance) iterations (kappa_S
+               = L_S / mu_S, enough in exact arithmetic) and at most
+               max_jacobian_steps (a warning, once, if that cap stops it)
         g = J_S^T grad_S F(theta)
         lmbd <- lmbd - rate g    (benchmark_utils/hypergradient_solver.py)
     (ISTA's Jacobian iterations, with the step of the problem restricted to
@@ -29,21 +35,25 @@ class Solver(HypergradientSolver):
         "step_size": [1.0],
         "inner_tolerance": [1e-8],
         "max_inner_steps": [10_000],
-        "n_jacobian_steps": [1000],
+        "max_jacobian_steps": [1_000_000],
         "jacobian_tolerance": [1e-8],
         **HypergradientSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size", "inner_tolerance", "jacobian_tolerance")
-    test_config = {"max_inner_steps": 20, "n_jacobian_steps": 10,
+    test_config = {"max_inner_steps": 20, "max_jacobian_steps": 10,
                    "dataset": {"name": "lasso_simulated"}}
 
     def check_parameters(self):
         super().check_parameters()
         check_iterations("max_inner_steps", self.max_inner_steps)
-        check_iterations("n_jacobian_steps", self.n_jacobian_steps)
+        check_iterations("max_jacobian_steps", self.max_jacobian_steps)
+        if not self.jacobian_tolerance < 1:
+            raise ValueError(f"jacobian_tolerance must be in (0, 1), got "
+                             f"{self.jacobian_tolerance!r}.")
 
     def initialize(self):
         self.jacobian = None  # (support, J_S) of the previous estimate
+        self.warned = False
         super().initialize()
 
     def optimization_run(self, lmbd, theta0):
@@ -51,6 +61,16 @@ class Solver(HypergradientSolver):
 
     def estimate(self, run):
         gradient, self.jacobian = implicit_forward_hypergradient(
-            self.problem, run.theta, run.lmbd, self.n_jacobian_steps,
+            self.problem, run.theta, run.lmbd, self.max_jacobian_steps,
             self.jacobian_tolerance, jacobian0=self.jacobian)
+        if not self.jacobian.converged and not self.warned:
+            self.warned = True
+            warnings.warn(
+                f"implicit_forward: the Jacobian iterations stopped after "
+                f"{self.jacobian.n_iterations} steps without reaching jacobian_tolerance="
+                f"{self.jacobian_tolerance:g} (support of {int(self.jacobian.support.sum())} "
+                f"features, max_jacobian_steps={self.max_jacobian_steps}); raise "
+                f"max_jacobian_steps, or jacobian_tolerance if rounding is the limit. "
+                f"Warned once per run.",
+                RuntimeWarning, stacklevel=2)
         return gradient

@@ -23,13 +23,15 @@ Four estimators of grad h(lmbd) = J^T grad F(theta):
   H_SS v = grad_S F solved directly, grad h = -exp(lmbd) s v.
 - implicit forward (:func:`implicit_forward_hypergradient`): the recursion
   above restricted to S and run at the (fixed) solution, with the step
-  1/L_S of the problem restricted to S, until the Jacobian stops moving
-  (Bertrand et al., Algorithm 2, with ISTA's iterations in place of
-  coordinate descent's).
+  1/L_S of the problem restricted to S, until the error of the Jacobian,
+  bounded by its residual over the smallest eigenvalue of H_SS, is below a
+  relative tolerance (Bertrand et al., Algorithm 2, with ISTA's iterations
+  in place of coordinate descent's), warm-started from the previous one.
 
 Free of benchopt; torch on the problem's device and dtype.
 """
 import math
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -189,45 +191,106 @@ def implicit_hypergradient(problem, theta, lmbd):
     return problem.hypergradient(theta, lmbd)[0]
 
 
-def implicit_forward_hypergradient(problem, theta, lmbd, n_iterations, tol=1e-10,
-                                   jacobian0=None):
+class JacobianState(NamedTuple):
+    """What :func:`implicit_forward_hypergradient` hands back besides the
+    hypergradient: the support S and J_S (rows: S; columns: the lmbd that act
+    on S), to warm-start the next call, the number of Jacobian iterations run,
+    and whether the certified relative error reached the tolerance."""
+    support: torch.Tensor
+    jacobian: Optional[torch.Tensor]
+    n_iterations: int = 0
+    converged: bool = True
+
+
+def _warm_start(jacobian0, support, n_columns, weighted, like):
+    """J_S from a previous ``(support, J)``: its rows (and, for one lmbd per
+    feature, its columns) on the features of ``support`` that it had, zero on
+    the others."""
+    previous_support, previous = jacobian0[0], jacobian0[1]
+    if previous is None or previous.shape[1] != (int(previous_support.sum()) if weighted
+                                                 else n_columns):
+        return torch.zeros(int(support.sum()), n_columns, dtype=like.dtype, device=like.device)
+    rows = previous.new_zeros(support.numel(), previous.shape[1])
+    rows[previous_support] = previous
+    jacobian = rows[support]
+    if weighted:
+        columns = jacobian.new_zeros(jacobian.shape[0], support.numel())
+        columns[:, previous_support] = jacobian
+        jacobian = columns[:, support]
+    return jacobian.contiguous()
+
+
+def implicit_forward_hypergradient(problem, theta, lmbd, max_iterations=100_000, tol=1e-10,
+                                   jacobian0=None, check_every=10):
     """Implicit forward differentiation: at theta (a solution), iterate
 
         J_S <- J_S - (H_SS J_S + exp(lmbd_S) s E) / L_S
 
-    (the forward-mode recursion with the support and signs fixed, E the
-    columns of lmbd that act on S, L_S the largest eigenvalue of H_SS) from
-    ``jacobian0`` (a previous ``(support, J_S)``, used where the support is
-    the same) until ||delta J|| <= tol ||J|| or ``n_iterations``.
-    Returns ``(hypergradient, (support, J_S))``."""
-    check_iterations("n_jacobian_iterations", n_iterations)
+    (the forward-mode recursion of ISTA with the support and signs fixed,
+    E the columns of lmbd that act on S, L_S and mu_S the largest and
+    smallest eigenvalues of H_SS) from ``jacobian0`` (a previous
+    ``(support, J_S)``, e.g. the returned state: its entries on the features
+    still in the support, zero elsewhere) until the relative error of J_S is
+    certified below ``tol``: ||J_S - J*_S|| <= ||R|| / mu_S <= tol ||J_S||,
+    R = H_SS J_S + exp(lmbd_S) s E the residual, checked every
+    ``check_every`` iterations. (A relative change of the iterates below
+    ``tol`` is not enough: the iterations contract by 1 - 1/kappa, kappa =
+    L_S / mu_S, so the error can be kappa times the change.)
+
+    The budget is the number of iterations that suffices in exact arithmetic,
+    kappa log(kappa e_0 / (tol ||J*||)) with e_0 bounding the initial error,
+    capped at ``max_iterations``; when it is spent first, the state says
+    ``converged=False`` (the caller decides whether to warn).
+    Returns ``(hypergradient, JacobianState)``."""
+    check_iterations("max_iterations", max_iterations)
+    check_iterations("check_every", check_every)
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1), got {tol!r}.")
     support = theta != 0
     grad_theta_outer, grad_lmbd_outer = problem.outer_gradients(theta, lmbd)
     if not bool(support.any()):
-        return grad_lmbd_outer.clone(), (support, None)
+        return grad_lmbd_outer.clone(), JacobianState(support, None)
     signs = torch.sign(theta[support])
     alpha = problem.regularization(lmbd).expand(problem.n_features)[support]
     hessian = problem.support_hessian(theta, support)
-    step = 1.0 / float(torch.linalg.eigvalsh(hessian)[-1])
+    eigenvalues = torch.linalg.eigvalsh(hessian)
+    largest = float(eigenvalues[-1])
+    # H_SS is positive definite at a Lasso solution (X_S has full column
+    # rank); a numerically singular one is treated as conditioned 1 / eps.
+    smallest = max(float(eigenvalues[0]), largest * torch.finfo(hessian.dtype).eps)
+    kappa = largest / smallest
+    step = 1.0 / largest
     weighted = lmbd.numel() > 1
     offset = torch.diag(alpha * signs) if weighted else (alpha * signs)[:, None]
-    jacobian = torch.zeros_like(offset)
-    if jacobian0 is not None and jacobian0[1] is not None \
-            and torch.equal(jacobian0[0], support):
-        jacobian = jacobian0[1].clone()
-    for _ in range(n_iterations):
-        update = step * (hessian @ jacobian + offset)
-        jacobian = jacobian - update
-        if float(torch.linalg.matrix_norm(update)) <= tol * float(
-                torch.linalg.matrix_norm(jacobian)):
+    if jacobian0 is None:
+        jacobian = torch.zeros_like(offset)
+    else:
+        jacobian = _warm_start(jacobian0, support, offset.shape[1], weighted, offset)
+    # ||J*|| >= ||offset|| / L_S and ||J_0 - J*|| <= ||J_0|| + ||offset|| / mu_S.
+    offset_norm = float(torch.linalg.matrix_norm(offset))
+    initial_error = (float(torch.linalg.matrix_norm(jacobian)) * largest / offset_norm
+                     + kappa) if offset_norm > 0 else 1.0
+    needed = kappa * math.log(max(kappa * initial_error / tol, math.e)) + check_every
+    budget = int(min(max_iterations, math.ceil(needed)))
+    n_iterations, converged = 0, False
+    while True:
+        residual = torch.addmm(offset, hessian, jacobian)
+        if n_iterations % check_every == 0 or n_iterations == budget:
+            if float(torch.linalg.matrix_norm(residual)) <= tol * smallest * float(
+                    torch.linalg.matrix_norm(jacobian)):
+                converged = True
+                break
+        if n_iterations == budget:
             break
+        jacobian = torch.add(jacobian, residual, alpha=-step)
+        n_iterations += 1
     projected = jacobian.T @ grad_theta_outer[support]
     gradient = grad_lmbd_outer.clone()
     if weighted:
         gradient[support] += projected
     else:
         gradient += projected
-    return gradient, (support, jacobian)
+    return gradient, JacobianState(support, jacobian, n_iterations, converged)
 
 
 def fista_with_support_solve(problem, lmbd, theta0, tol, max_iter, check_every=10):
