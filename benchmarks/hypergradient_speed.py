@@ -14,8 +14,9 @@ iterations), then:
 - ``forward``: ITD forward mode, the Jacobian carried along the iterations;
 - ``backward``: ITD reverse mode over the recorded signs (full, K = N);
 - ``implicit``: a direct solve on the support;
-- ``implicit_forward``: support-restricted Jacobian iterations to a relative
-  change of 1e-8.
+- ``implicit_forward``: support-restricted Jacobian iterations until their
+  error bound (residual over the smallest eigenvalue of H_SS) is 1e-8 of
+  the Jacobian.
 
 Each time is the median of ``--repeats`` runs; each line ``..._error`` gives
 the relative error against the reference hypergradient (the problem's own,
