@@ -47,10 +47,7 @@ def make_problem():
 @pytest.fixture(scope="module")
 def tiny_problem():
     """n = 8, m = 16, 200 signals, lmbd = 0.1 lmbd_max, float64."""
-    generator = torch.Generator().manual_seed(1)
-    D = torch.randn(8, 16, generator=generator, dtype=torch.float64)
-    D /= torch.linalg.vector_norm(D, dim=0)
-    X = torch.randn(200, 8, generator=generator, dtype=torch.float64)
+    D, X = _gaussian_problem(8, 16, 200, seed=1)
     lmbd = 0.1 * lmbd_max(X, D).item()
     z_star, _ = solve_lasso(X, D, lmbd)
     return D, X, lmbd, z_star

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..unrolled import ConstrainedUnrolledTrainer
-from ..unrolled.training import _adam, _check_positive
+from ..unrolled.training import ShuffledBatches, _adam, _check_positive
 from .physics import data_gradient, measure
 from .restorers import iterates_of
 
@@ -38,21 +38,15 @@ class DenoiserTrainer:
         self.batch_size = int(batch_size)
         self.generator = generator or torch.Generator(images.device).manual_seed(0)
         self.optimizer = _adam(denoiser.parameters(), lr=lr)
-        self._position = 0
+        self.batches = ShuffledBatches(images.shape[0], self.batch_size, self.generator,
+                                       images.device)
 
     @property
     def steps_per_epoch(self):
-        return self.images.shape[0] // self.batch_size
+        return self.batches.per_epoch
 
     def _next_batch(self):
-        if self._position == 0:
-            self._order = torch.randperm(self.images.shape[0], generator=self.generator,
-                                         device=self.generator.device).to(self.images.device)
-        index = self._order[self._position:self._position + self.batch_size]
-        self._position += self.batch_size
-        if self._position + self.batch_size > self.images.shape[0]:
-            self._position = 0
-        return self.images[index]
+        return self.images[self.batches.next()]
 
     def train(self, n_steps):
         self.denoiser.train()

@@ -35,6 +35,31 @@ def _check_positive(**values):
             raise ValueError(f"{name} must be positive, got {value}.")
 
 
+class ShuffledBatches:
+    """Indices of mini-batches of ``batch_size`` of ``range(n_samples)``
+    without replacement: a fresh permutation (drawn from ``generator``) each
+    epoch, the incomplete last batch dropped. ``next()`` returns the next
+    batch's indices on ``device``; ``epoch_ended`` says whether that batch was
+    the epoch's last."""
+
+    def __init__(self, n_samples, batch_size, generator, device):
+        self.n_samples, self.batch_size = int(n_samples), int(batch_size)
+        self.generator, self.device = generator, device
+        self.per_epoch = self.n_samples // self.batch_size
+        self._position, self.epoch_ended = 0, False
+
+    def next(self):
+        if self._position == 0:
+            self._order = torch.randperm(self.n_samples, generator=self.generator,
+                                         device=self.generator.device).to(self.device)
+        index = self._order[self._position:self._position + self.batch_size]
+        self._position += self.batch_size
+        if self._position + self.batch_size > self.n_samples:
+            self._position = 0
+        self.epoch_ended = self._position == 0
+        return index
+
+
 class UnrolledTrainer:
     """Adam on mini-batches of ``(x, z*(x))`` pairs.
 
@@ -87,21 +112,15 @@ class UnrolledTrainer:
         self.noise_level, self.noise_scaling = noise_level, noise_scaling
         self.autocast_dtype = autocast_dtype
         self.optimizer = _adam(network.parameters(), lr=lr)
-        self._position = 0
+        self.batches = ShuffledBatches(X.shape[0], self.batch_size, generator, X.device)
         self.epochs_done = 0
 
     @property
     def steps_per_epoch(self):
-        return self.X.shape[0] // self.batch_size
+        return self.batches.per_epoch
 
     def _next_batch(self):
-        if self._position == 0:
-            self._order = torch.randperm(self.X.shape[0], generator=self.generator,
-                                         device=self.generator.device).to(self.X.device)
-        index = self._order[self._position:self._position + self.batch_size]
-        self._position += self.batch_size
-        if self._position + self.batch_size > self.X.shape[0]:
-            self._position = 0
+        index = self.batches.next()
         return self.X[index], self.z_star[index]
 
     def after_step(self):
@@ -182,7 +201,7 @@ class UnrolledTrainer:
             loss.backward()
             self.optimizer.step()
             self.after_step()
-            if self._position == 0:
+            if self.batches.epoch_ended:
                 self.end_of_epoch()
 
     def train_epoch(self):
