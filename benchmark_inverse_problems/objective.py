@@ -24,7 +24,15 @@ the CPU in float64 and reports, on the test images:
   ``sigma / k`` per pixel (Hadou et al. 2024's perturbed layers);
 - ``seconds_per_image``: the wall-clock time of the restoration of the test
   set on the CPU in float64, per image, the objective's own bookkeeping
-  subtracted.
+  subtracted;
+- ``multiplier_x_<l>`` (and ``multiplier_z_<l>``): for solvers trained with
+  descending constraints, which also return ``multipliers`` (one row per
+  constraint ``l = 1..L-1``, one column per space, x then z), the dual
+  multiplier of layer ``l``'s constraint at that point of training.
+
+At the end of a run the first test images, their measurements ``A^T y`` and
+their restorations are kept for the ``restored_images`` plot
+(``save_final_results``).
 
 Parameters: ``n_iterations``, the number of outer iterations ``K`` of the
 iterative methods (plug-and-play, TV; unrolled networks have their own number
@@ -39,6 +47,7 @@ import math
 import time
 import warnings
 
+import numpy as np
 import torch
 from benchopt import BaseObjective
 from torch import nn
@@ -57,6 +66,9 @@ from solvers_common.inverse_problems.metrics import (
 )
 from solvers_common.parameters import parse_noise_levels
 from solvers_common.seeding import torch_generator
+
+# Test images kept at the end of a run for the restored_images plot.
+N_SHOWN = 4
 
 
 def accepts_iterate_hook(restorer):
@@ -121,7 +133,7 @@ class Objective(BaseObjective):
             warnings.warn(f"{name}.forward takes no iterate_hook argument: the per-iterate "
                           "and perturbation metrics of this method are NaN.", UserWarning)
 
-    def evaluate_result(self, restorer):
+    def evaluate_result(self, restorer, multipliers=None):
         if not isinstance(restorer, nn.Module):
             raise ValueError(f"restorer must be a torch.nn.Module, got a "
                              f"{type(restorer).__name__}.")
@@ -157,7 +169,28 @@ class Objective(BaseObjective):
                     sigma, n_iterations, generator))
                 metrics[f"psnr_iterate_noise_{sigma}"] = float(
                     psnr(perturbed.to(torch.float64), clean).mean())
+        if multipliers is not None:
+            for space, column in zip("xz", torch.as_tensor(multipliers).T):
+                for layer, value in enumerate(column.tolist(), start=1):
+                    metrics[f"multiplier_{space}_{layer}"] = value
         return metrics
+
+    def save_final_results(self, restorer, multipliers=None):
+        """The first ``N_SHOWN`` test images (``clean``), their ``A^T y``
+        (``measured``) and their restoration (``restored``), ``(N, H, W)``
+        or ``(N, H, W, 3)`` clipped to [0, 1], for the ``restored_images``
+        plot."""
+        restorer = copy.deepcopy(restorer).to(device="cpu", dtype=torch.float64).eval()
+        clean, y = self.test_images[:N_SHOWN], self.y_test[:N_SHOWN]
+        with torch.no_grad():
+            restored = restorer(y, self.physics).to(torch.float64)
+            measured = self.physics.A_adjoint(y)
+
+        def shown(images):
+            images = images.clamp(0, 1).permute(0, 2, 3, 1)
+            return np.ascontiguousarray((images[..., 0] if images.shape[-1] == 1
+                                         else images).numpy())
+        return dict(clean=shown(clean), measured=shown(measured), restored=shown(restored))
 
     def get_one_result(self):
         return dict(restorer=ProximalGradient(nn.Identity(), self.n_iterations,

@@ -16,6 +16,14 @@ tuple or list inside the grid's list is one objective's set of levels
 (``{"noise_levels": [(0.1, 1.0)]}``). Each level must be a positive finite
 number, without repetition.
 
+``iterate_noise_layers`` says which iterates ``gap_iterate_noise_<sigma>``
+perturbs: ``middle`` (default), the iterate of layer ``L // 2`` only, by
+``sigma ||z_l|| / sqrt(m) xi``; ``every``, every intermediate iterate ``z_1 ..
+z_{L-1}`` (as Hadou et al. 2024 perturb every layer's output), each by its own
+draw ``sigma ||z*(x)|| / sqrt(m) xi_l``: relative to the test solution's
+norm, the same at every layer (relative to each iterate's own norm the noise
+would compound over the layers). The last iterate is never perturbed.
+
 ``extra_layers``, written the same way (``'0,10,40'``, non-negative
 integers), are the numbers k of layers past the trained depth of the metrics
 ``gap_extra_layers_<k>`` (the test gap of z_{L+k}) and, for k >= 1,
@@ -52,11 +60,14 @@ from solvers_common.unrolled import ISTA
 from solvers_common.unrolled.metrics import (
     accepts_iterate_noise,
     cannot_continue,
+    every_layer_perturbation,
     extra_layer_metrics,
     iterate_perturbation,
     layer_metrics,
     perturb_signals,
 )
+
+ITERATE_NOISE_LAYERS = ("middle", "every")
 
 
 class Objective(BaseObjective):
@@ -74,6 +85,7 @@ class Objective(BaseObjective):
         # One string: a tuple here would be a grid of three objectives.
         "noise_levels": ["0.05,0.1,0.2"],
         "extra_layers": ["0,10,40"],
+        "iterate_noise_layers": ["middle"],
     }
     test_config = {"objective": {"n_layers": 3}}
 
@@ -88,6 +100,9 @@ class Objective(BaseObjective):
             raise ValueError(f"lmbd_ratio must be in (0, 1), got {self.lmbd_ratio}.")
         if int(self.n_layers) != self.n_layers or self.n_layers < 1:
             raise ValueError(f"n_layers must be an integer >= 1, got {self.n_layers}.")
+        if self.iterate_noise_layers not in ITERATE_NOISE_LAYERS:
+            raise ValueError(f"iterate_noise_layers={self.iterate_noise_layers!r} is unknown; "
+                             f"accepted: {list(ITERATE_NOISE_LAYERS)}.")
         # Parsed into its own attribute: benchopt forbids set_data to change
         # a parameter.
         self.sigmas = parse_noise_levels(self.noise_levels)
@@ -117,6 +132,13 @@ class Objective(BaseObjective):
         self.iterate_noise = torch.randn(
             self.X_test.shape[0], self.D.shape[1], generator=generator,
             dtype=torch.float64)
+        if self.iterate_noise_layers == "every":
+            # Drawn after the other noises, which stay those of "middle".
+            self.layer_noise = torch.randn(
+                self.n_layers - 1, *self.z_star_test.shape, generator=generator,
+                dtype=torch.float64)
+            self.layer_noise_scale = torch.linalg.vector_norm(
+                self.z_star_test, dim=-1, keepdim=True) / self.D.shape[1] ** 0.5
         # (network class, metric family) already warned about a missing hook.
         self.warned_without_hook = set()
 
@@ -205,7 +227,7 @@ class Objective(BaseObjective):
                     network, X_noisy, objective_star)
                 metrics[f"gap_iterate_noise_{sigma}"] = self._final_gap(
                     network, self.X_test, self.objective_star_test,
-                    iterate_noise=iterate_perturbation(L // 2, sigma, self.iterate_noise),
+                    iterate_noise=self._iterate_perturbation(sigma),
                 ) if has_hook else math.nan
             past = extra_layer_metrics(extended, self.X_test, self.D, self.lmbd,
                                        self.objective_star_test, L,
@@ -221,6 +243,11 @@ class Objective(BaseObjective):
             for layer, nu in enumerate(multipliers.tolist(), start=1):
                 metrics[f"multiplier_layer_{layer}"] = float(nu)
         return metrics
+
+    def _iterate_perturbation(self, sigma):
+        if self.iterate_noise_layers == "every":
+            return every_layer_perturbation(sigma, self.layer_noise, self.layer_noise_scale)
+        return iterate_perturbation(self.n_layers // 2, sigma, self.iterate_noise)
 
     def get_one_result(self):
         return dict(network=ISTA(self.D, self.lmbd, self.n_layers))

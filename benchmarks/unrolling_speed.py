@@ -25,8 +25,10 @@ should be otherwise idle: on a shared CPU the numbers mean little.
   forward pass over the whole training set, is included; ``_dual_update_pass``
   and ``_without_dual_pass`` give it apart). With it, the matmul-bound
   ceiling: the FLOPs of the matrix products of one epoch (see
-  ``training_products``) timed at the measured matmul speeds, and the time of
-  one Adam step.
+  ``training_products``) timed at the measured matmul speeds, the time of
+  one Adam step, and ``_matmul_and_adam_bound``, the ceiling when each step
+  also pays that Adam step (memory-bound: it reads and writes every weight
+  and both of its moments, whatever the batch size).
 - ``train_lista_constrained_running_...``: the constrained trainer with
   ``dual_update="epoch_running"`` (the multipliers from the epoch's own
   forward passes: no end-of-epoch pass), in float32 and, ``..._bf16``, in
@@ -266,6 +268,12 @@ def bench_training(label, size, L, batch, n_train, device, repeats, matmul_speed
                "signals/s", ".0f")
     adam = median_time(trainer.optimizer.step, device, repeats)
     report(f"{tag}_adam_step", 1e3 * adam, "ms", ".1f")
+    # Adam's step reads and writes every weight and its two moments once per
+    # step, whatever the batch: memory-bound time that no matrix product
+    # covers. The ceiling with it is what the products and Adam alone allow.
+    steps = trainer.steps_per_epoch
+    result["bound_with_adam"] = signals / (matmul_speed.seconds(products) + steps * adam)
+    report(f"{tag}_matmul_and_adam_bound", result["bound_with_adam"], "signals/s", ".0f")
     return result
 
 
@@ -281,6 +289,11 @@ def closing_note(name, result):
               f"{target:.0f} {'met' if throughput >= target else 'not met'}; "
               f"matmul-bound ceiling {bound:.0f} ({throughput / bound:.0%} of it, "
               f"the target is {target / bound:.2f} x the ceiling)")
+    if "bound_with_adam" in result:
+        bound = result["bound_with_adam"]
+        print(f"# lista_{name}, authors' size: with Adam's steps the ceiling is {bound:.0f} "
+              f"signals/s ({result['throughput'] / bound:.0%} of it reached; the target is "
+              f"{target / bound:.2f} x this ceiling)")
 
 
 def bench_bf16_accuracy(device, epochs=30):

@@ -48,6 +48,7 @@ from benchopt.results import read_results  # noqa: E402
 from plotly.offline import get_plotlyjs  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evidence import all_claims, assess, gallery_body, results_of  # noqa: E402
 from render_plots import render, short_labels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -296,6 +297,11 @@ def ranking_tables(df, metric, labels):
     return "\n".join(parts)
 
 
+def run_anchor(result_file):
+    """The id of a result file's section on its benchmark's page."""
+    return f"run-{quote(Path(result_file).stem)}"
+
+
 def run_section(benchmark_dir, site_bench, result_file, report_page, parquet_copy,
                 solver_names, first_figure=0):
     """Render one result file's figures and return its HTML section and the
@@ -308,7 +314,7 @@ def run_section(benchmark_dir, site_bench, result_file, report_page, parquet_cop
     df = read_results(result_file)
     labels = short_labels(df["solver_name"].unique())
     date = str(df["run_date"].iloc[0]) if "run_date" in df else "unknown"
-    parts = [f"<h2>Run {html.escape(run)}</h2>"]
+    parts = [f'<h2 id="{run_anchor(result_file)}">Run {html.escape(run)}</h2>']
     parts.append(
         '<p class="links">'
         + link(parquet_copy.relative_to(site_bench).as_posix(),
@@ -414,7 +420,33 @@ def build_benchmark(benchmark_dir, result_files, site):
     (site_bench / SUMMARY).write_text(json.dumps(summary))
 
 
-def build(result_files, site):
+def evidence_page(site, by_benchmark):
+    """``site/evidence.html``: the claims, the numbers their result files
+    show (among the site's result files) and links to their runs."""
+    site_files = [f for files in by_benchmark.values() for f in files]
+    rows = []
+    for claim in all_claims():
+        found = results_of(claim, site_files)
+        result_file = found[-1] if found else None
+        rows.append((claim, assess(claim, result_file), result_file))
+
+    def run_link(result_file):
+        benchmark_dir = next(b for b, files in by_benchmark.items() if result_file in files)
+        return f"{benchmark_dir.name}/index.html#{run_anchor(result_file)}"
+
+    body = (
+        f'<p>{link("index.html", "All benchmarks")}</p>\n'
+        "<h1>What the suite shows</h1>\n"
+        '<p class="note">Each claim of the papers the suite implements, the CPU-sized config '
+        "that tests it, the numbers read from that config's result file by "
+        "<code>ci/claims_&lt;benchmark&gt;.py</code>, and whether the claim holds in that run. "
+        "Run them all with <code>bash ci/build_site.sh --evidence</code>.</p>\n"
+        + gallery_body(rows, run_link))
+    (site / "evidence.html").write_text(page("What the suite shows", body), encoding="utf-8")
+    return sum(finding.holds is not None for _, finding, _ in rows), len(rows)
+
+
+def build(result_files, site, evidence=False):
     site = Path(site).resolve()
     if site.exists() and not (site / MARKER).is_file() and any(site.iterdir()):
         raise SystemExit(
@@ -472,6 +504,11 @@ def build(result_files, site):
             f'<td class="num">{summary["n_files"]}</td>'
             f'<td class="num">{summary["n_figures"]}</td></tr>'
         )
+    gallery = ""
+    if evidence:
+        measured, total = evidence_page(site, by_benchmark)
+        gallery = (f'<p>{link("evidence.html", "What the suite shows")}: {measured} of '
+                   f"{total} claims measured in these result files.</p>\n")
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     body = (
         "<h1>learnopt-bench results</h1>\n"
@@ -480,7 +517,8 @@ def build(result_files, site):
         "network (with PNG exports for papers), tables ranking the solvers on the "
         "benchmark's primary metric, and links to benchopt's report and to the result "
         "files.</p>\n"
-        "<table><tr><th>Benchmark</th><th>Folder</th><th>Result files</th><th>Figures</th></tr>\n"
+        + gallery
+        + "<table><tr><th>Benchmark</th><th>Folder</th><th>Result files</th><th>Figures</th></tr>\n"
         + "\n".join(rows) + "\n</table>"
     )
     (site / "index.html").write_text(page("learnopt-bench results", body), encoding="utf-8")
@@ -491,10 +529,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="result files (.parquet)")
     parser.add_argument("--site", type=Path, default=ROOT / "site", help="output folder")
+    parser.add_argument("--evidence", action="store_true",
+                        help="also write evidence.html: the claims of ci/claims_*.py measured "
+                             "on these result files")
     parser.add_argument("--benchmark", type=Path, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args(argv)
     if args.benchmark is None:
-        build(args.results, args.site)
+        build(args.results, args.site, evidence=args.evidence)
     else:
         build_benchmark(args.benchmark.resolve(), [f.resolve() for f in args.results],
                         args.site.resolve())

@@ -2,21 +2,26 @@
 tiny problems: each solver decreases h, SABA's inner iterate converges with
 lmbd frozen, bad parameters raise ValueError, divergence gives NaN, seeds
 reproduce (the clock: tests/test_clock.py)."""
+import logging
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from benchopt.benchmark import Benchmark
 from benchopt.utils.run_context import RunContext
 
 from solvers_common.bilevel import make_quadratic_problem
+from solvers_common.bilevel.problems import RowBatch
 
 BENCHMARK = Path(__file__).parents[1] / "benchmark_bilevel"
 TINY = {
     "quadratic": dict(dim_inner=5, dim_outer=3, n_inner_samples=64, n_outer_samples=64),
     "breast_cancer": {},
+    "datacleaning": dict(n_inner_samples=100, n_outer_samples=50),
 }
 
 
@@ -60,9 +65,14 @@ def make_solver(benchmark, objective, name, base_seed=0, repetition=0, **paramet
     return solver
 
 
+# A budget that the tests' callbacks end, not the solver; short enough that
+# implementation="auto" runs the oracles (AUTO_COMPILE_MIN_ITERATIONS).
+UNBOUNDED = dict(epochs=10 ** 4)
+
+
 def run_solver(benchmark, objective, name, n_evaluations, **parameters):
     """The objective's metrics at each of the solver's checkpoints."""
-    solver = make_solver(benchmark, objective, name, **parameters)
+    solver = make_solver(benchmark, objective, name, **{**UNBOUNDED, **parameters})
     curve = []
 
     def callback():
@@ -196,6 +206,8 @@ def test_soba_converges_sublinearly_on_quadratic(benchmark):
     ("itd", dict(eval_freq=0), "eval_freq"),
     ("soba", dict(device="gpu"), "device"),
     ("soba", dict(dtype="float16"), "dtype"),
+    ("soba", dict(epochs=-1), "epochs"),
+    ("aid_cg", dict(epochs=2.5), "epochs"),
 ])
 def test_bad_parameters_raise_value_error(benchmark, name, parameters, message):
     objective = make_objective(benchmark, "quadratic")
@@ -236,53 +248,162 @@ def test_objective_returns_nan_metrics_for_non_finite_iterates(benchmark):
 
 
 def final_iterates(benchmark, objective, name, n_evaluations, **parameters):
-    solver = make_solver(benchmark, objective, name, **parameters)
+    """(theta, lmbd) after ``n_evaluations`` rounds, and the solver."""
+    solver = make_solver(benchmark, objective, name, **{**UNBOUNDED, **parameters})
     calls = []
 
     def callback():
         calls.append(None)
         return len(calls) <= n_evaluations
+    solver.warm_up()
     solver.run(callback)
-    return solver.theta, solver.v, solver.lmbd
+    return (solver.theta, solver.lmbd), solver
 
 
-# Batch 64 on breast_cancer's 285 training samples: 5 blocks, so chunks of
-# 16 iterations cross epochs and a block can come back within a chunk, which
-# SABA's fused memory must handle.
-FUSED_SETTINGS = dict(dtype="float64", step_size=0.05, outer_ratio=0.1, batch_size=64,
-                      eval_freq=16)
+@pytest.mark.parametrize("dataset_name", ["quadratic", "breast_cancer", "datacleaning"])
+def test_row_batch_oracles_are_the_slice_oracles(benchmark, dataset_name):
+    """A block of b - 1 samples padded to b rows (the last repeated, weight
+    0), as the compiled iterations hand it to the oracles, gives the
+    oracles of the slice."""
+    problem = make_objective(benchmark, dataset_name).problem
+    generator = torch.Generator().manual_seed(0)
+    theta, lmbd = (torch.randn(x.shape, generator=generator, dtype=torch.float64)
+                   for x in problem.initial_point())
+    v = torch.randn(theta.shape, generator=generator, dtype=torch.float64)
+    block = slice(3, 10)
+    index = torch.tensor([3, 4, 5, 6, 7, 8, 9, 9])
+    weight = torch.tensor([1 / 7] * 7 + [0.0], dtype=torch.float64)
+    rows = RowBatch(index, weight)
+    for oracle in (lambda batch: problem.inner_oracles(theta, lmbd, v, batch),
+                   lambda batch: problem.outer_gradients(theta, lmbd, batch),
+                   lambda batch: problem.inner_gradients(theta, lmbd, batch),
+                   lambda batch: (problem.inner_loss(theta, lmbd, batch),
+                                  problem.outer_loss(theta, lmbd, batch))):
+        for reference, value in zip(oracle(block), oracle(rows)):
+            torch.testing.assert_close(value, reference, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", ["soba", "saba"])
-def test_fused_iterations_are_the_oracle_iterations(benchmark, name):
-    objective = make_objective(benchmark, "breast_cancer")
-    oracles = final_iterates(benchmark, objective, name, 3, implementation="oracles",
-                             **FUSED_SETTINGS)
-    fused = final_iterates(benchmark, objective, name, 3, implementation="fused",
-                           **FUSED_SETTINGS)
-    assert float(oracles[2].abs().max()) > 1e-3  # lmbd moved
-    for reference, value in zip(oracles, fused):
-        torch.testing.assert_close(value, reference, rtol=1e-12, atol=1e-14)
+# Blocks of unequal sizes (padded rows in the compiled path), evaluation
+# intervals that cross epochs (a block comes back within a chunk, which
+# SABA's memory must handle) and, for SRBA, full passes within the run.
+COMPILED_DATASETS = {"quadratic": dict(batch_size=13), "breast_cancer": dict(batch_size=50),
+                     "datacleaning": dict(batch_size=16)}
+COMPILED_SOLVERS = {"soba": {}, "saba": {}, "srba": {}, "fsla": {},
+                    "mrbo": dict(n_neumann_steps=3)}
 
 
-@pytest.mark.parametrize("name", ["soba", "saba"])
-def test_compiled_chunks_are_the_fused_iterations(benchmark, name):
-    """torch.compile of the chunk: on the CPU a while loop over a whole
-    evaluation interval, here 8 iterations over 5 blocks, so that a block
-    comes back within one compiled chunk."""
-    objective = make_objective(benchmark, "breast_cancer")
-    settings = dict(FUSED_SETTINGS, eval_freq=8)
-    fused = final_iterates(benchmark, objective, name, 3, implementation="fused",
-                           **settings)
-    compiled = final_iterates(benchmark, objective, name, 3, implementation="compiled",
-                              **settings)
-    for reference, value in zip(fused, compiled):
-        torch.testing.assert_close(value, reference, rtol=1e-10, atol=1e-12)
+@pytest.mark.parametrize("dataset_name", sorted(COMPILED_DATASETS))
+@pytest.mark.parametrize("name", sorted(COMPILED_SOLVERS))
+def test_compiled_iterations_are_the_oracle_iterations(benchmark, name, dataset_name):
+    """k = 16 iterations, two compiled chunks (torch.compile of a while
+    loop on the CPU), equal the oracle path's with the same samples."""
+    objective = make_objective(benchmark, dataset_name)
+    settings = dict(dtype="float32", step_size=0.05, outer_ratio=0.1, eval_freq=8,
+                    **COMPILED_DATASETS[dataset_name], **COMPILED_SOLVERS[name])
+    oracles, _ = final_iterates(benchmark, objective, name, 2, implementation="oracles",
+                                **settings)
+    compiled, solver = final_iterates(benchmark, objective, name, 2,
+                                      implementation="compiled", **settings)
+    assert solver.compiled and solver.iteration == 16
+    assert float((oracles[1] - objective.problem.initial_point()[1]).abs().max()) > 1e-4
+    for reference, value in zip(oracles, compiled):
+        torch.testing.assert_close(value, reference.to(value.dtype), rtol=1e-6, atol=1e-6)
 
 
-def test_fused_implementations_are_skipped_on_other_problems(benchmark):
+def test_a_grid_of_step_sizes_compiles_once(benchmark):
     objective = make_objective(benchmark, "quadratic")
-    solver_class = next(s for s in benchmark.get_solvers() if s.name == "saba")
-    skip, reason = solver_class.get_instance(implementation="fused").skip(
-        **objective.get_objective())
-    assert skip and "logistic regression" in reason
+    settings = dict(implementation="compiled", outer_ratio=0.1, batch_size=16, eval_freq=8)
+    final_iterates(benchmark, objective, "soba", 1, step_size=0.01, **settings)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    results = [final_iterates(benchmark, objective, "soba", 1, step_size=step_size,
+                              **settings)[0][1] for step_size in (0.02, 0.05)]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    assert not torch.equal(*results)  # the steps reached the compiled loop
+
+
+def test_an_unsupported_problem_falls_back_to_the_oracles_with_one_log_line(
+        benchmark, caplog):
+    objective = make_objective(benchmark, "quadratic")
+    settings = dict(step_size=0.05, outer_ratio=0.1, batch_size=16, eval_freq=8)
+    reference, _ = final_iterates(benchmark, objective, "saba", 2, implementation="oracles",
+                                  **settings)
+    objective.problem.row_batches = False  # as the generic autograd oracles
+    with caplog.at_level(logging.WARNING, logger="learnopt.bilevel"):
+        values, solver = final_iterates(benchmark, objective, "saba", 2,
+                                        implementation="compiled", **settings)
+    assert not solver.compiled
+    assert [record.getMessage() for record in caplog.records] == [
+        "saba: no compiled iteration on QuadraticProblem (its oracles take no row batches); "
+        "running the oracles."]
+    for reference_value, value in zip(reference, values):
+        assert torch.equal(value, reference_value)
+
+
+def test_auto_compiles_when_the_budget_pays_for_it(benchmark):
+    objective = make_objective(benchmark, "quadratic")
+    solver_class = next(s for s in benchmark.get_solvers() if s.name == "soba")
+    # 64 samples, batch 16: 4 iterations per epoch.
+    for epochs, compiled in ((10, False),
+                             (solver_class.auto_compile_min_iterations // 4, True)):
+        solver = make_solver(benchmark, objective, "soba", batch_size=16, epochs=epochs)
+        assert solver.implementation == "auto" and solver.compiled == compiled
+
+
+# -- claim C5's measure (ci/claims_bilevel.py) on hand-built result files ------
+
+def c5_results(saba_rate=1.0, soba_rate=0.05, srba_time_factor=1.0, saba_noise=0.0):
+    """A result file of evidence_saba_vs_soba.yml: per solver and seed, h - h*
+    = 10 ** -(rate * epoch) at epochs 0..20 (16 iterations per epoch), one
+    second per epoch (SRBA ``srba_time_factor`` seconds); full-batch descent
+    at 0.1 decade per epoch; ``saba_noise`` multiplies SABA's curve by
+    10 ** (+-noise) alternately."""
+    rows = []
+    epochs = np.arange(21)
+    runs = [("saba[batch_size=64]", 64, saba_rate, 1.0),
+            ("soba[batch_size=64]", 64, soba_rate, 1.0),
+            ("srba[batch_size=64]", 64, saba_rate, srba_time_factor),
+            ("soba[batch_size=1024]", 1024, 0.1, 1.0)]
+    for name, batch_size, rate, seconds in runs:
+        for seed in range(3):
+            subopt = 10.0 ** (-rate * epochs)
+            if name.startswith("saba"):
+                subopt = subopt * 10.0 ** (saba_noise * (-1) ** epochs)
+            for epoch, value in zip(epochs, subopt):
+                # One evaluation per epoch: every 16 or every iteration.
+                rows.append(dict(solver_name=name, idx_rep=seed, dataset_name="quadratic",
+                                 objective_name="Bilevel optimization", stop_val=epoch,
+                                 p_solver_eval_freq=1024 // batch_size,
+                                 p_solver_batch_size=batch_size,
+                                 p_dataset_n_inner_samples=1024,
+                                 time=seconds * epoch, objective_subopt=value))
+    return pd.DataFrame(rows)
+
+
+def c5_measure():
+    sys.path.insert(0, str(Path(__file__).parents[1] / "ci"))
+    import claims_bilevel
+    return claims_bilevel.saba_vs_soba
+
+
+def test_c5_holds_when_saba_is_linear_and_first_and_srba_as_fast():
+    finding = c5_measure()(c5_results())
+    assert finding.holds is True, finding.numbers
+    # SABA: 1 decade per epoch, 6 decades reached at epoch 6 (6 s); SOBA never.
+    assert "SABA 6 s" in finding.numbers and "SOBA never" in finding.numbers
+    assert "1 decades per epoch against 0.1" in finding.numbers
+
+
+@pytest.mark.parametrize("results, failed", [
+    (dict(srba_time_factor=1.5), "srba_as_fast"),
+    (dict(soba_rate=2.0), "saba_beats_soba"),
+    (dict(saba_noise=1.5), "saba_linear"),
+])
+def test_c5_fails_when_a_part_fails(results, failed):
+    finding = c5_measure()(c5_results(**results))
+    assert finding.holds is False and f"fails: {failed}" in finding.numbers, finding.numbers
+
+
+def test_c5_cannot_tell_without_full_batch_descent():
+    results = c5_results()
+    finding = c5_measure()(results[results["p_solver_batch_size"] == 64])
+    assert finding.holds is None and "full batch" in finding.numbers

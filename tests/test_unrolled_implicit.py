@@ -6,6 +6,8 @@ from solvers_common.lasso import lmbd_max
 from solvers_common.unrolled import FISTA, LISTA, LISTATied
 from solvers_common.unrolled.implicit import (
     ImplicitTrainer,
+    conjugate_gradient_backward,
+    fixed_point_backward,
     implicit_fixed_point,
     layer_map,
     solve_fixed_point,
@@ -81,8 +83,10 @@ def test_implicit_gradient_differs_from_the_one_step_gradient(contractive_networ
 
 
 
-@pytest.mark.parametrize("autocast_dtype", [None, torch.bfloat16])
-def test_implicit_training_lowers_the_loss_at_the_fixed_point(tiny_problem, autocast_dtype):
+@pytest.mark.parametrize("autocast_dtype, backward", [
+    (None, "fixed_point"), (torch.bfloat16, "fixed_point"), (None, "cg")])
+def test_implicit_training_lowers_the_loss_at_the_fixed_point(tiny_problem, autocast_dtype,
+                                                              backward):
     D, X, lmbd, z_star = (t.float() if torch.is_tensor(t) else t for t in tiny_problem)
     # From ISTA's weights the fixed point is already z* (nothing to learn, and
     # ISTA's slow convergence): small random weights, as for lista_tied.
@@ -96,7 +100,7 @@ def test_implicit_training_lowers_the_loss_at_the_fixed_point(tiny_problem, auto
     before = loss_at_fixed_point()
     trainer = ImplicitTrainer(network, X, z_star, D, lmbd, tol=1e-5, max_iter=300, lr=1e-2,
                               batch_size=32, generator=torch.Generator().manual_seed(0),
-                              autocast_dtype=autocast_dtype)
+                              autocast_dtype=autocast_dtype, backward=backward)
     for _ in range(3):
         trainer.train_epoch()
     assert set(trainer.stats) == {"forward_iterations", "forward_change",
@@ -118,3 +122,71 @@ def test_implicit_training_rejects_what_has_no_fixed_point(tiny_problem):
         ImplicitTrainer(tied, X, z_star, D, lmbd, tol=0)
     with pytest.raises(ValueError, match="backward_max_iter"):
         ImplicitTrainer(tied, X, z_star, D, lmbd, backward_max_iter=0)
+
+
+def _cg_loss(network, X, target, stats=None):
+    z = implicit_fixed_point(network, X, tol=1e-14, max_iter=10_000, backward="cg",
+                             backward_tol=1e-13, stats=stats)
+    return 0.5 * ((z - target) ** 2).sum()
+
+
+def test_cg_backward_matches_finite_differences_and_the_fixed_point_backward(
+        contractive_network):
+    network, X, target = contractive_network
+    network.zero_grad()
+    stats = {}
+    _cg_loss(network, X, target, stats).backward()
+    # CG on the normal equations converges in at most 40 (= 4 x 10 unknowns)
+    # iterations in exact arithmetic; the fixed-point backward needs more.
+    assert stats["backward_change"] <= 1e-13 and stats["backward_iterations"] <= 40
+    cg = {name: p.grad.clone() for name, p in network.named_parameters()}
+    network.zero_grad()
+    _loss(network, X, target).backward()
+    for name, parameter in network.named_parameters():
+        torch.testing.assert_close(cg[name], parameter.grad, rtol=1e-9, atol=1e-12)
+    eps = 1e-6
+    for name, parameter in network.named_parameters():
+        for index in [(0,) * parameter.dim(), tuple(s - 1 for s in parameter.shape)]:
+            with torch.no_grad():
+                value = parameter[index].item()
+                parameter[index] = value + eps
+                plus = _cg_loss(network, X, target).item()
+                parameter[index] = value - eps
+                minus = _cg_loss(network, X, target).item()
+                parameter[index] = value
+            assert cg[name][index].item() == pytest.approx(
+                (plus - minus) / (2 * eps), rel=1e-6, abs=1e-8), (name, index)
+
+
+def test_cg_solves_a_system_that_the_fixed_point_iterations_do_not():
+    """A = I - J^T with J of spectral radius 2: u <- g + J^T u diverges, CG on
+    the normal equations still solves A u = g (against numpy's solve)."""
+    generator = torch.Generator().manual_seed(0)
+    J = torch.randn(8, 8, generator=generator, dtype=torch.float64)
+    J *= 2 / torch.linalg.eigvals(J).abs().max()
+    g = torch.randn(3, 8, generator=generator, dtype=torch.float64)
+
+    def vjp(v):  # rows are signals: J^T v for each row v
+        return v @ J
+
+    def jvp(v):
+        return v @ J.T
+
+    u, n_iter, residual = conjugate_gradient_backward(vjp, jvp, g, 1e-12, 200)
+    expected = torch.linalg.solve(torch.eye(8, dtype=torch.float64) - J.T, g.T).T
+    torch.testing.assert_close(u, expected, rtol=1e-8, atol=1e-10)
+    assert residual <= 1e-12 and n_iter <= 200
+    diverged, _, _ = fixed_point_backward(vjp, g, 1e-12, 200)
+    assert not torch.isfinite(diverged).all() or (diverged - expected).norm() > 1
+    # g = 0: u = 0 at once.
+    zero, _, residual = conjugate_gradient_backward(vjp, jvp, torch.zeros_like(g), 1e-12, 5)
+    assert residual == 0 and (zero == 0).all()
+
+
+def test_implicit_training_rejects_an_unknown_backward(tiny_problem):
+    D, X, lmbd, z_star = tiny_problem
+    tied = LISTATied(D, lmbd, 3)
+    with pytest.raises(ValueError, match="backward="):
+        ImplicitTrainer(tied, X, z_star, D, lmbd, backward="broyden")
+    with pytest.raises(ValueError, match="backward="):
+        implicit_fixed_point(tied, X, backward="broyden")

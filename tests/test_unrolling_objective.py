@@ -14,6 +14,7 @@ from benchopt.utils.run_context import RunContext
 from solvers_common.lasso import lasso_objective, lmbd_max, solve_lasso
 from solvers_common.unrolled import FISTA, ISTA, LISTA, LISTATied
 from solvers_common.unrolled.metrics import (
+    every_layer_perturbation,
     extra_layer_metrics,
     iterate_perturbation,
     layer_metrics,
@@ -136,6 +137,48 @@ def test_robustness_gaps_use_the_perturbed_references(benchmark):
     assert metrics["support_size"] == pytest.approx(metrics["support_size_star"], abs=0.1)
 
 
+def test_every_layer_perturbation_on_hand_built_iterates():
+    # L = 3: z_1 and z_2 get sigma * scale * noise[l - 1], z_3 nothing.
+    noise = torch.tensor([[[1.0, -1.0]], [[2.0, 0.0]]], dtype=torch.float64)
+    scale = torch.tensor([[0.5]], dtype=torch.float64)
+    hook = every_layer_perturbation(0.1, noise, scale)
+    z = torch.tensor([[3.0, 4.0]], dtype=torch.float64)
+    np.testing.assert_allclose(hook(1, z), [[3.05, 3.95]])
+    np.testing.assert_allclose(hook(2, z), [[3.1, 4.0]])
+    assert hook(3, z) is z
+
+
+def test_iterate_noise_at_every_layer(benchmark):
+    """``iterate_noise_layers=every``: the objective's gap equals ISTA run by
+    hand with sigma ||z*|| / sqrt(m) xi_l added to z_1 .. z_{L-1}."""
+    L, sigma = 4, 0.3
+    objective, data = make_objective(benchmark, n_layers=L, noise_levels=f"{sigma}",
+                                     iterate_noise_layers="every")
+    D, X = torch.as_tensor(data["D"]), torch.as_tensor(data["X_test"])
+    network = ISTA(D, objective.lmbd, L)
+    metrics = objective.evaluate_result(network=network)
+    z_star, _ = solve_lasso(X, D, objective.lmbd)
+    scale = torch.linalg.vector_norm(z_star, dim=-1, keepdim=True) / D.shape[1] ** 0.5
+    noise = objective.layer_noise
+    assert noise.shape == (L - 1, *z_star.shape)
+    z = torch.zeros_like(z_star)
+    for layer in range(1, L + 1):
+        z = network.preactivation(layer - 1, z, None, network.prepare(X))
+        z = torch.sign(z) * torch.clamp(z.abs() - network.threshold, min=0)
+        if layer < L:
+            z = z + sigma * scale * noise[layer - 1]
+    gap = (lasso_objective(z, X, D, objective.lmbd)
+           - lasso_objective(z_star, X, D, objective.lmbd)).mean().item()
+    assert metrics[f"gap_iterate_noise_{sigma}"] == pytest.approx(gap, rel=1e-7)
+    assert metrics[f"gap_iterate_noise_{sigma}"] > 1.5 * metrics["value"]
+    # The other metrics do not depend on where the iterates are perturbed.
+    middle, _ = make_objective(benchmark, n_layers=L, noise_levels=f"{sigma}")
+    other = middle.evaluate_result(network=network)
+    assert other["value"] == metrics["value"]
+    assert other[f"gap_input_noise_{sigma}"] == metrics[f"gap_input_noise_{sigma}"]
+    assert other[f"gap_iterate_noise_{sigma}"] != metrics[f"gap_iterate_noise_{sigma}"]
+
+
 def test_evaluate_result_rejects_wrong_depth_and_keeps_nan(benchmark):
     objective, data = make_objective(benchmark, n_layers=4)
     D = torch.as_tensor(data["D"])
@@ -151,6 +194,7 @@ def test_evaluate_result_rejects_wrong_depth_and_keeps_nan(benchmark):
     (dict(lmbd_ratio=0.0), "lmbd_ratio"),
     (dict(lmbd_ratio=1.5), "lmbd_ratio"),
     (dict(n_layers=0), "n_layers"),
+    (dict(iterate_noise_layers="all"), "iterate_noise_layers"),
 ])
 def test_objective_bad_parameters(benchmark, parameters, match):
     with pytest.raises(ValueError, match=match):
@@ -324,3 +368,36 @@ def test_lista_tied_parameters(benchmark):
         else:
             with pytest.raises(ValueError, match=match):
                 solver._set_objective(objective)
+    solver = solver_class.get_instance(backward="newton")
+    with pytest.raises(ValueError, match="backward"):
+        solver._set_objective(objective)
+
+
+def _train_solver(benchmark, solver_name, **parameters):
+    objective, _ = make_objective(benchmark, n_layers=3)
+    dataset_class = next(d for d in benchmark.get_datasets() if d.name == "simulated")
+    dataset = dataset_class.get_instance(n_features=8, n_atoms=16, n_train=60, n_test=30)
+    solver_class = next(s for s in benchmark.get_solvers() if s.name == solver_name)
+    solver = solver_class.get_instance(batch_size=20, epochs=2, **parameters)
+    RunContext().set_run_context(objective, dataset, solver, repetition=0, base_seed=0)
+    assert solver._set_objective(objective) == (False, None)
+    solver.run(lambda: True)
+    return solver
+
+
+def test_lista_trains_with_iterate_noise(benchmark):
+    """``noise_level`` reaches LISTA's trainer: the same seed gives other
+    weights with noise than without (the noise draws are injected into the
+    iterates of the training steps)."""
+    plain = _train_solver(benchmark, "lista", init="random")
+    noisy = _train_solver(benchmark, "lista", init="random", noise_level=0.1)
+    assert plain.trainer.noise_level == 0 and noisy.trainer.noise_level == 0.1
+    again = _train_solver(benchmark, "lista", init="random", noise_level=0.1)
+    torch.testing.assert_close(noisy.network.W_z, again.network.W_z, rtol=0, atol=0)
+    assert (noisy.network.W_z - plain.network.W_z).abs().max() > 1e-6
+
+
+def test_lista_tied_trains_implicitly_with_cg(benchmark):
+    solver = _train_solver(benchmark, "lista_tied", training="implicit", backward="cg")
+    assert solver.trainer.backward == "cg"
+    assert solver.trainer.stats["backward_iterations"] >= 1

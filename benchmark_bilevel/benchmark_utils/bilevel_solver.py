@@ -1,11 +1,23 @@
 """benchopt glue shared by the bilevel solvers: parameters, device, seeding,
-samplers and the timed loop with a correct clock.
+samplers, the budget and the timed loop with a correct clock.
+
+The budget: ``epochs`` epochs, an epoch being as many updates of theta as
+there are inner mini-batches (``ceil(n_inner_samples / batch_size)`` outer
+iterations for the single-loop solvers, that divided by ``n_inner_steps``
+for those whose outer iteration runs an inner loop) for the stochastic
+solvers, and one outer iteration for the full-batch ones, rounded up to
+whole rounds of ``eval_freq`` iterations. benchopt evaluates the rounds on
+its geometric schedule (0, 1, 2, 3, 4, 6, 9, 13, ...) and after the last
+one; ``--max-runs`` and ``--timeout`` can still cut a run shorter.
 
 The clock is that of the suite's shared loop,
 :func:`solvers_common.device.callback_loop`: the device is synchronized
 before every callback, so the queued work of the iterations is counted and
 none of it lands in the untimed evaluation.
 """
+import math
+import numbers
+
 from benchopt import BaseSolver
 from benchopt.stopping_criterion import SufficientProgressCriterion
 
@@ -14,9 +26,13 @@ from solvers_common.device import callback_loop, get_device, get_dtype, synchron
 from solvers_common.seeding import torch_generator
 
 # Evaluations without progress before a run stops; large, because stochastic
-# curves are noisy and runs are bounded by --max-runs / --timeout anyway.
+# curves are noisy and runs are bounded by their budget (epochs) anyway.
 # A NaN value still stops the run at once, recorded as diverged.
 PATIENCE = 1000
+# Default budgets: a bare `benchopt run benchmark_bilevel` (22 solvers, 6
+# offline problems) then takes minutes (README, "Running").
+DEFAULT_EPOCHS = 20
+DEFAULT_FULL_BATCH_EPOCHS = 100
 
 
 class BilevelSolver(BaseSolver):
@@ -24,8 +40,8 @@ class BilevelSolver(BaseSolver):
     (state at iteration 0; timed) and ``step()`` (one iteration of the paper's
     algorithm box), reads and writes ``self.theta`` and ``self.lmbd``, and
     lists its step-size parameters in ``step_size_parameters`` so that they
-    are validated before any work. One evaluation every ``eval_freq``
-    iterations."""
+    are validated before any work. ``epochs`` of iterations (see the module's
+    docstring) in rounds of ``eval_freq`` iterations."""
 
     sampling_strategy = "callback"
     stopping_criterion = SufficientProgressCriterion(patience=PATIENCE, strategy="callback")
@@ -33,12 +49,14 @@ class BilevelSolver(BaseSolver):
 
     common_parameters = {
         "batch_size": [64],
+        "epochs": [DEFAULT_EPOCHS],
         "eval_freq": [128],
         "device": ["auto"],
         "dtype": ["float32"],
     }
-    # Full-batch solvers: one evaluation per outer iteration, no batch size.
+    # Full-batch solvers: rounds of one outer iteration, no batch size.
     full_batch_parameters = {
+        "epochs": [DEFAULT_FULL_BATCH_EPOCHS],
         "eval_freq": [1],
         "device": ["auto"],
         "dtype": ["float32"],
@@ -47,16 +65,13 @@ class BilevelSolver(BaseSolver):
     # Full-batch solvers set this to False and have no batch_size parameter.
     stochastic = True
 
-    @staticmethod
-    def get_next(stop_val):
-        # One evaluation per callback call; a call comes every eval_freq
-        # iterations.
-        return stop_val + 1
-
     def check_parameters(self):
         for name in self.step_size_parameters:
             check_positive(name, getattr(self, name))
         check_positive("eval_freq", self.eval_freq, integer=True)
+        if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
+                or self.epochs < 0):
+            raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
 
     def set_objective(self, problem):
         self.check_parameters()
@@ -92,7 +107,18 @@ class BilevelSolver(BaseSolver):
         self.iteration = 0
         self.initialize()
         callback_loop(callback, lambda: self.run_iterations(self.eval_freq),
-                      self.synchronize)
+                      self.synchronize, n_rounds=self.n_rounds())
+
+    def iterations_per_epoch(self):
+        """Outer iterations in one epoch (see the module's docstring)."""
+        if not self.stochastic:
+            return 1
+        return math.ceil(self.problem.n_inner_samples / self.batch_size
+                         / getattr(self, "n_inner_steps", 1))
+
+    def n_rounds(self):
+        """Rounds of ``eval_freq`` iterations that make ``epochs`` epochs."""
+        return math.ceil(self.epochs * self.iterations_per_epoch() / self.eval_freq)
 
     def run_iterations(self, n_iterations):
         """``n_iterations`` of the algorithm, one ``step`` each; solvers with

@@ -1,6 +1,7 @@
 """Iterations that several papers share and differ only by one estimator:
 each solver file keeps its paper's algorithm box in its docstring and
 defines the estimator."""
+from benchmark_utils.fused_solver import FusedSolver
 from benchmark_utils.smooth_solver import SmoothBilevelSolver
 from solvers_common.bilevel import (
     RecursiveEstimator,
@@ -45,7 +46,7 @@ class InnerLoopSolver(SmoothBilevelSolver):
         self.lmbd = lmbd - self.step_size / self.outer_ratio * (grad_lmbd_outer - cross_v)
 
 
-class DoubleMomentumSolver(SmoothBilevelSolver):
+class DoubleMomentumSolver(FusedSolver):
     """STORM-type recursive momentum on both variables, as MRBO (Yang et al.
     2021) and SUSTAIN (Khanduri et al. 2021): with the same samples at the
     current and the previous point,
@@ -55,6 +56,8 @@ class DoubleMomentumSolver(SmoothBilevelSolver):
     x_k = (theta_k, lmbd_k), Phi a stochastic hypergradient on the batches of
     ``hypergradient_batches()`` (``hypergradient``); beta_k = step_size /
     (k+1)^(1/3), alpha_k = beta_k / outer_ratio, a_k = momentum / (k+1)^(2/3).
+    A subclass with a ``compiled_iteration`` takes ``implementation``
+    (benchmark_utils/fused_solver.py).
     """
 
     parameters = {
@@ -62,7 +65,7 @@ class DoubleMomentumSolver(SmoothBilevelSolver):
         "outer_ratio": [1.0],
         "momentum": [0.5],
         "n_neumann_steps": [10],
-        **SmoothBilevelSolver.common_parameters,
+        **FusedSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_neumann_steps")
     test_config = {"batch_size": 16, "eval_freq": 2, "n_neumann_steps": 2}
@@ -83,6 +86,7 @@ class DoubleMomentumSolver(SmoothBilevelSolver):
         self.momentum_weight = StepSizeSchedule(self.momentum, 2 / 3, name="momentum")
         self.inner_direction, self.outer_direction = RecursiveEstimator(), RecursiveEstimator()
         self.previous = (self.theta, self.lmbd)
+        super().initialize()
 
     def step(self):
         problem, k = self.problem, self.iteration

@@ -1,10 +1,10 @@
 import torch
-from benchmark_utils.smooth_solver import SmoothBilevelSolver
+from benchmark_utils.fused_solver import FusedSolver
 
-from solvers_common.bilevel import RecursiveEstimator, StepSizeSchedule, check_fraction
+from solvers_common.bilevel import RecursiveEstimator, StepSizeSchedule, check_fraction, fused
 
 
-class Solver(SmoothBilevelSolver):
+class Solver(FusedSolver):
     """FSLA, Fully Single Loop Algorithm (Li, Gu and Huang, "A fully single
     loop algorithm for bilevel optimization without Hessian inverse", AAAI
     2022, Algorithm 1).
@@ -23,7 +23,9 @@ class Solver(SmoothBilevelSolver):
     STORM's recursive momentum (both Phi on the same batches j2, i3).
     rho_k = step_size / sqrt(k+1), gamma_k = rho_k / outer_ratio,
     a_k = momentum / sqrt(k+1); reference defaults 0.1, 1, and a momentum
-    equal to step_size (0.1).
+    equal to step_size (0.1). ``implementation`` "compiled": the same
+    iterations, ``fused.fsla_iteration``, compiled
+    (benchmark_utils/fused_solver.py).
     """
 
     name = "fsla"
@@ -31,10 +33,13 @@ class Solver(SmoothBilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "momentum": [0.1],
-        **SmoothBilevelSolver.common_parameters,
+        "implementation": ["auto"],
+        **FusedSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
+    compiled_iteration = fused.fsla_iteration
+    inner_batches_per_iteration, outer_batches_per_iteration = 3, 2
 
     def check_parameters(self):
         super().check_parameters()
@@ -47,6 +52,18 @@ class Solver(SmoothBilevelSolver):
         self.momentum_weight = StepSizeSchedule(self.momentum, 1 / 2, name="momentum")
         self.direction = RecursiveEstimator()
         self.previous = (self.theta, self.lmbd, self.v)
+        super().initialize()
+
+    def compiled_hyperparameters(self):
+        return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,
+                    momentum=self.momentum)
+
+    def initial_carry(self):
+        return (self.theta, self.v, self.lmbd, torch.zeros_like(self.lmbd), self.lmbd,
+                self.counter())
+
+    def read_carry(self, carry):
+        self.theta, self.v, self.lmbd = carry[:3]
 
     def hypergradient(self, theta, lmbd, v, outer_batch, inner_batch):
         _, grad_lmbd_outer = self.problem.outer_gradients(theta, lmbd, outer_batch)

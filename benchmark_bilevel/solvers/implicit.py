@@ -9,20 +9,23 @@ class Solver(HypergradientSolver):
     ICML 2020 / JMLR 2022, the "implicit" method, Eq. (9)).
 
     Outer iteration:
-        theta: ISTA from the previous theta until the relative duality gap
-               is <= inner_tolerance (at most max_inner_steps iterations)
+        theta: inner iterations (coordinate descent or ISTA, inner_solver)
+               from the previous theta until the relative duality gap is
+               <= inner_tolerance (at most max_inner_steps iterations)
         S = supp(theta), s = sign(theta_S)
         H_SS v = grad_S F(theta)       (direct solve, |S| x |S|)
         g = -exp(lmbd) s v             (summed over S for a scalar lmbd)
         lmbd <- lmbd - rate g    (benchmark_utils/hypergradient_solver.py)
-    In the hypergradient study, theta is the N-th ISTA iterate.
+    In the hypergradient study, theta is the N-th inner iterate.
     """
 
     name = "implicit"
+    requirements = ["pip::torch", "pip::numba"]
     parameters = {
         "step_size": [1.0],
         "inner_tolerance": [1e-8],
         "max_inner_steps": [10_000],
+        "inner_solver": ["auto"],
         **HypergradientSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size", "inner_tolerance")

@@ -1,6 +1,7 @@
+import torch
 from benchmark_utils.solver_families import DoubleMomentumSolver
 
-from solvers_common.bilevel import draw_hypergradient_batches, neumann_hypergradient
+from solvers_common.bilevel import draw_hypergradient_batches, fused, neumann_hypergradient
 
 
 class Solver(DoubleMomentumSolver):
@@ -21,10 +22,33 @@ class Solver(DoubleMomentumSolver):
     eta = step_size, a_k = momentum / (k+1)^(2/3) (the paper's
     eta_k ~ k^(-1/3) and momentum ~ eta_k^2); reference defaults 0.1, 1,
     momentum 0.5, Q = n_neumann_steps = 10. The loop is
-    benchmark_utils/solver_families.py's DoubleMomentumSolver.
+    benchmark_utils/solver_families.py's DoubleMomentumSolver;
+    ``implementation`` "compiled": the same iterations,
+    ``fused.mrbo_iteration``, compiled (benchmark_utils/fused_solver.py).
     """
 
     name = "mrbo"
+    parameters = {"implementation": ["auto"], **DoubleMomentumSolver.parameters}
+    compiled_iteration = fused.mrbo_iteration
+    # 10 Hessian-vector products at two points per iteration: one iteration
+    # per turn of the while loop keeps the compilation short.
+    compiled_unroll = 1
+
+    @property
+    def inner_batches_per_iteration(self):
+        # The inner batch, the cross batch, one per Hessian-vector product.
+        return 2 + self.n_neumann_steps
+
+    def compiled_hyperparameters(self):
+        return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,
+                    momentum=self.momentum)
+
+    def initial_carry(self):
+        return (self.theta, self.lmbd, torch.zeros_like(self.theta),
+                torch.zeros_like(self.lmbd), self.previous, self.counter())
+
+    def read_carry(self, carry):
+        self.theta, self.lmbd = carry[:2]
 
     def hypergradient_batches(self):
         return draw_hypergradient_batches(self.inner_sampler, self.outer_sampler,

@@ -15,25 +15,25 @@ class Solver(FusedSolver):
     average of the memory. Constant steps rho = step_size and gamma =
     step_size / outer_ratio (Theorem 2; reference defaults 0.1 and 1); the
     memory starts at zero, as in the reference benchmark. ``implementation``
-    "fused" / "compiled": the same iterations in chunks, on logistic
-    regression (benchmark_utils/fused_solver.py).
+    "compiled": the same iterations, ``fused.saba_iteration``, compiled
+    (benchmark_utils/fused_solver.py).
     """
 
     name = "saba"
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],
-        "implementation": ["oracles"],
+        "implementation": ["auto"],
         **FusedSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
-    iteration_function = fused.saba_iteration
+    compiled_iteration = fused.saba_iteration
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
         super().initialize()
-        if self.implementation != "oracles":
+        if self.compiled:
             return
         options = dict(device=self.device, dtype=self.dtype_)
         inner_weights, outer_weights = self.inner_sampler.weights, self.outer_sampler.weights
@@ -45,14 +45,16 @@ class Solver(FusedSolver):
             grad_lmbd_outer=SagaMemory(outer_weights, self.lmbd.shape, **options),
         )
 
-    def initial_carry(self, state):
-        return state, fused.saga_tables(self.data, self.theta.shape[0], self.dtype_)
+    def compiled_hyperparameters(self):
+        return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio)
 
-    def state_of(self, carry):
-        return carry[0]
+    def initial_carry(self):
+        return ((self.theta, self.v, self.lmbd),
+                fused.saga_memories(self.theta, self.lmbd, self.inner_sampler.n_batches,
+                                    self.outer_sampler.n_batches))
 
-    def chunk_steps(self):
-        return fused.Steps(self.step_size, self.step_size / self.outer_ratio, 0.0)
+    def read_carry(self, carry):
+        self.theta, self.v, self.lmbd = carry[0]
 
     def step(self):
         problem, theta, lmbd, v, memory = (self.problem, self.theta, self.lmbd, self.v,

@@ -19,8 +19,8 @@ class Solver(FusedSolver):
     v estimating -[d2_theta G]^{-1} grad_theta F. rho_t = step_size /
     (t + 1)^step_size_exponent, gamma_t = rho_t / outer_ratio (the reference
     benchmark's defaults: 0.1, 1, exponent 1/2 for both). ``implementation``
-    "fused" / "compiled": the same iterations in chunks, on logistic
-    regression (benchmark_utils/fused_solver.py).
+    "compiled": the same iterations, ``fused.soba_iteration``, compiled
+    (benchmark_utils/fused_solver.py).
     """
 
     name = "soba"
@@ -28,12 +28,12 @@ class Solver(FusedSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "step_size_exponent": [0.5],
-        "implementation": ["oracles"],
+        "implementation": ["auto"],
         **FusedSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
-    iteration_function = fused.soba_iteration
+    compiled_iteration = fused.soba_iteration
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
@@ -42,9 +42,15 @@ class Solver(FusedSolver):
                                            self.step_size_exponent)
         super().initialize()
 
-    def chunk_steps(self):
-        return fused.Steps(self.step_size, self.step_size / self.outer_ratio,
-                           self.step_size_exponent)
+    def compiled_hyperparameters(self):
+        return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,
+                    exponent=self.step_size_exponent)
+
+    def initial_carry(self):
+        return self.theta, self.v, self.lmbd, self.counter()
+
+    def read_carry(self, carry):
+        self.theta, self.v, self.lmbd, _ = carry
 
     def step(self):
         problem, theta, lmbd, v = self.problem, self.theta, self.lmbd, self.v

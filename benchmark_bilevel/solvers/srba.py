@@ -1,10 +1,10 @@
 import torch
-from benchmark_utils.smooth_solver import SmoothBilevelSolver
+from benchmark_utils.fused_solver import FusedSolver
 
-from solvers_common.bilevel import FULL_BATCH, RecursiveEstimator
+from solvers_common.bilevel import FULL_BATCH, RecursiveEstimator, fused
 
 
-class Solver(SmoothBilevelSolver):
+class Solver(FusedSolver):
     """SRBA, Stochastic Recursive Bilevel Algorithm (Dagréou, Moreau, Vaiter
     and Ablin, "A lower bound and a near-optimal algorithm for bilevel
     empirical risk minimization", arXiv:2302.08766, 2023 (AISTATS 2024),
@@ -22,7 +22,9 @@ class Solver(SmoothBilevelSolver):
     Constant steps rho = step_size, gamma = step_size / outer_ratio, as in the
     paper's analysis; q = period_fraction (n + m) / batch_size. Reference
     defaults 0.1, 1, period_fraction 0.5. The paper's projection of v on a ball, there for the
-    analysis, is left out, as in the reference benchmark.
+    analysis, is left out, as in the reference benchmark. ``implementation``
+    "compiled": the same iterations, ``fused.srba_iteration``, compiled
+    (benchmark_utils/fused_solver.py).
     """
 
     name = "srba"
@@ -30,16 +32,44 @@ class Solver(SmoothBilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "period_fraction": [0.5],
-        **SmoothBilevelSolver.common_parameters,
+        "implementation": ["auto"],
+        **FusedSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "period_fraction")
     test_config = {"batch_size": 16, "eval_freq": 4}
+    compiled_iteration = fused.srba_iteration
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
         self.period = self.full_pass_period()
         self.directions = [RecursiveEstimator() for _ in range(3)]
         self.previous = None
+        super().initialize()
+
+    def compiled_hyperparameters(self):
+        # An integer tensor: t % period stays exact past float32's 2^24.
+        return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,
+                    period=torch.tensor(self.period, device=self.device))
+
+    def initial_carry(self):
+        point = (self.theta, self.v, self.lmbd)
+        zeros = tuple(torch.zeros_like(x) for x in point)
+        return (*point, point, zeros, self.counter())
+
+    def read_carry(self, carry):
+        self.theta, self.v, self.lmbd = carry[:3]
+
+    def draw_block_ids(self, n_iterations):
+        # The full passes (t % period == 0) draw no mini-batch: their rows of
+        # block numbers are placeholders, unused.
+        t = torch.arange(self.iteration, self.iteration + n_iterations)
+        drawn = (t % self.period != 0).to(self.device)
+        ids = []
+        for sampler in (self.inner_sampler, self.outer_sampler):
+            rows = torch.zeros(n_iterations, 1, dtype=torch.int64, device=self.device)
+            rows[drawn] = sampler.sample_block_ids(int(drawn.sum()))[:, None]
+            ids.append(rows)
+        return tuple(ids)
 
     def oracles(self, theta, v, lmbd, inner_batch, outer_batch):
         """(D_theta, D_v, D_lmbd) at one point on the given batches."""

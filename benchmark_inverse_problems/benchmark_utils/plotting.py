@@ -5,7 +5,8 @@ import re
 def final_points(df, dataset, objective):
     """Last evaluation of every solver, averaged over repetitions."""
     df = df.query("dataset_name == @dataset and objective_name == @objective")
-    last = df.sort_values("stop_val").groupby(["solver_name", "idx_rep"]).last()
+    # tail, not last: GroupBy.last would take each column's last non-NaN.
+    last = df.sort_values("stop_val", kind="stable").groupby(["solver_name", "idx_rep"]).tail(1)
     return last.groupby("solver_name").mean(numeric_only=True)
 
 

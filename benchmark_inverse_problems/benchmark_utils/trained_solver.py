@@ -98,3 +98,8 @@ class UnrolledRestorationSolver(TrainedSolver):
     def restorer(self):
         return self.model
 
+    def get_result(self):
+        result = super().get_result()
+        if self.constrained:
+            result["multipliers"] = self.trainer.multipliers.detach().cpu()
+        return result

@@ -15,7 +15,10 @@ class Solver(UnrolledRestorationSolver):
     dual ascent ``lr_dual`` after every batch), with noise of norm
     ``1 / (l + 1)`` injected into the intermediate outputs
     (``noise_injection``). The authors: 5 layers, depth 18, 4 levels, width
-    512, batch 8, Adam 1e-5, 40 epochs of CelebA-HQ 64 x 64."""
+    512, batch 8, Adam 1e-5, 40 epochs of CelebA-HQ 64 x 64. ``scale_clamp``
+    soft-clamps the couplings' log-scales (None: unbounded, as the authors'
+    Glow), without which training diverged here (see
+    :class:`solvers_common.inverse_problems.GlowProx`)."""
 
     name = "glow_prox"
     requirements = ["pip::torch", "pip::deepinv", "pip::normflows"]
@@ -24,6 +27,7 @@ class Solver(UnrolledRestorationSolver):
         "n_levels": [2],
         "depth": [4],
         "hidden_channels": [32],
+        "scale_clamp": [2.0],
         "constrained": [True, False],
         "noise_injection": [True],
         "epsilon": [0.05],
@@ -35,6 +39,8 @@ class Solver(UnrolledRestorationSolver):
 
     def check_parameters(self):
         super().check_parameters()
+        if self.scale_clamp is not None and not self.scale_clamp > 0:
+            raise ValueError(f"scale_clamp must be positive or None, got {self.scale_clamp!r}.")
         factor = 2 ** self.n_levels
         if self.image_size % factor:
             raise ValueError(f"n_levels={self.n_levels}: the {self.image_size} x "
@@ -43,4 +49,5 @@ class Solver(UnrolledRestorationSolver):
 
     def build_model(self, generator):
         return GlowProx(self.n_layers, self.n_channels, self.step, n_levels=self.n_levels,
-                        depth=self.depth, hidden_channels=self.hidden_channels)
+                        depth=self.depth, hidden_channels=self.hidden_channels,
+                        scale_clamp=self.scale_clamp)

@@ -19,8 +19,12 @@ class Solver(TrainedSolver):
     trained with Adam to remove Gaussian noise of level ``denoiser_sigma``
     from the training images. In PnP it runs ``n_layers_pnp`` layers per outer
     iteration, its code warm-started from the previous iteration
-    (``warm_start``) or from zero. The paper's variants L_train / L_PnP:
-    20/20, 20/1, 1/1, 1/20.
+    (``warm_start``) or from zero, with regularization ``lmbd_pnp`` (None:
+    the training ``lmbd``; the authors set it anew for PnP,
+    ``set_lmbd(reg_par)`` over a grid of 1e-3 to 1e-1). The paper's variants
+    L_train / L_PnP: 20/20, 20/1, 1/1, 1/20. Warm-started analysis PnP caps
+    the dual step at ``1 / ||W||^2`` (see
+    :class:`solvers_common.inverse_problems.DictionaryPnP`).
     """
 
     name = "pnp_dictionary"
@@ -34,6 +38,7 @@ class Solver(TrainedSolver):
         "n_layers_train": [20],
         "n_layers_pnp": [1],
         "warm_start": [True],
+        "lmbd_pnp": [None],
         **TrainedSolver.common_parameters,
     }
     test_config = {"n_atoms": 4, "kernel_size": 3, "n_layers_train": 2, "batch_size": 4,
@@ -44,6 +49,8 @@ class Solver(TrainedSolver):
         if self.kernel_size > self.image_size:
             raise ValueError(f"kernel_size={self.kernel_size} is larger than the "
                              f"{self.image_size} x {self.image_size} images.")
+        if self.lmbd_pnp is not None and not self.lmbd_pnp > 0:
+            raise ValueError(f"lmbd_pnp must be positive or None, got {self.lmbd_pnp!r}.")
         for name in ("n_layers_train", "n_layers_pnp"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}.")
@@ -60,4 +67,5 @@ class Solver(TrainedSolver):
 
     def restorer(self):
         return DictionaryPnP(self.model, self.n_iterations, self.step,
-                             n_layers=self.n_layers_pnp, warm_start=self.warm_start)
+                             n_layers=self.n_layers_pnp, warm_start=self.warm_start,
+                             lmbd=self.lmbd_pnp)

@@ -1,6 +1,6 @@
 from benchmark_utils.trained_solver import TrainedSolver
 
-from solvers_common.unrolled import LISTA
+from solvers_common.unrolled import LISTA, UnrolledTrainer
 
 
 class Solver(TrainedSolver):
@@ -10,12 +10,27 @@ class Solver(TrainedSolver):
     ``init``: ``ista`` (ISTA's weights, Ablin et al. 2019) or ``random``
     (small Gaussian weights, as the code of Hadou et al. 2024).
     ``loss``: ``supervised`` (||z_L - z*||^2) or ``unsupervised`` (F_x(z_L)).
+    ``noise_level``, ``noise_scaling``: Gaussian noise injected into the
+    iterates during training, as ``lista_constrained``'s (off by default;
+    Hadou et al.'s code trains "standard LISTA with noise" this way, the
+    control that separates the effect of the noise from that of the
+    constraints).
     """
 
     name = "lista"
     requirements = ["pip::torch"]
-    parameters = {"init": ["ista", "random"], **TrainedSolver.common_parameters}
+    parameters = {
+        "init": ["ista", "random"],
+        "noise_level": [0.0],
+        "noise_scaling": ["constant"],
+        **TrainedSolver.common_parameters,
+    }
     test_config = {"batch_size": 16}
 
     def build_network(self, D, lmbd, n_layers, generator):
         return LISTA(D, lmbd, n_layers, init=self.init, generator=generator)
+
+    def make_trainer(self):
+        return UnrolledTrainer(self.network, self.X, self.z_star, self.D, self.lmbd,
+                               noise_level=self.noise_level, noise_scaling=self.noise_scaling,
+                               **self.trainer_options())

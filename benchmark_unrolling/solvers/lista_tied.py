@@ -1,7 +1,7 @@
 from benchmark_utils.trained_solver import TrainedSolver
 
 from solvers_common.unrolled import LISTATied
-from solvers_common.unrolled.implicit import ImplicitTrainer
+from solvers_common.unrolled.implicit import BACKWARDS, ImplicitTrainer
 
 TRAININGS = ("unrolled", "implicit")
 
@@ -18,9 +18,11 @@ class Solver(TrainedSolver):
     ``training="implicit"`` (``thresholds="shared"`` only): the loss at the
     fixed point z = f(z) of the layer, found by fixed-point iterations to
     ``fixed_point_tol`` (at most ``fixed_point_max_iter``), differentiated
-    by the implicit function theorem, the backward solved by the same
-    iterations (deep equilibrium models, Bai, Kolter & Koltun 2019,
-    Theorem 1). Ramzi, Ablin, Peyré & Moreau (2023), "Test like you train in
+    by the implicit function theorem (deep equilibrium models, Bai, Kolter &
+    Koltun 2019, Theorem 1), the backward linear system solved by the same
+    fixed-point iterations (``backward="fixed_point"``) or by conjugate
+    gradients on its normal equations (``"cg"``, which converges even where
+    the layer is not a contraction). Ramzi, Ablin, Peyré & Moreau (2023), "Test like you train in
     implicit deep learning", compare the two past the trained depth: the
     objective's ``gap_extra_layers_<k>``. Either way the result is the
     network, scored at ``n_layers`` layers and past them.
@@ -34,6 +36,7 @@ class Solver(TrainedSolver):
         "init": ["random"],
         "fixed_point_tol": [1e-5],
         "fixed_point_max_iter": [100],
+        "backward": ["fixed_point"],
         **TrainedSolver.common_parameters,
     }
     test_config = {"batch_size": 16}
@@ -42,6 +45,9 @@ class Solver(TrainedSolver):
         if self.training not in TRAININGS:
             raise ValueError(f"training={self.training!r} is unknown; accepted: "
                              f"{list(TRAININGS)}.")
+        if self.backward not in BACKWARDS:
+            raise ValueError(f"backward={self.backward!r} is unknown; accepted: "
+                             f"{list(BACKWARDS)}.")
         if self.training == "implicit" and self.thresholds != "shared":
             return True, ("training=implicit needs thresholds=shared: with a threshold per "
                           "layer the layers are not one map with a fixed point")
@@ -56,4 +62,5 @@ class Solver(TrainedSolver):
             return super().make_trainer()
         return ImplicitTrainer(self.network, self.X, self.z_star, self.D, self.lmbd,
                                tol=self.fixed_point_tol, max_iter=self.fixed_point_max_iter,
+                               backward=self.backward,
                                **self.trainer_options())

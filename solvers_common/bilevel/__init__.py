@@ -22,7 +22,9 @@ from .sparse import (
     make_sparse_problem,
     standardize_splits,
 )
+from .sparse_cd import SupportJacobianDescent, UnrolledCoordinateDescent
 from .sparse_hypergradients import (
+    BacktrackingGradientDescent,
     OuterGradientDescent,
     UnrolledProximalGradient,
     check_iterations,
@@ -44,6 +46,7 @@ from .stochastic_routines import (
 from .variance_reduction import RecursiveEstimator, SagaMemory
 
 __all__ = [
+    "BacktrackingGradientDescent",
     "FULL_BATCH",
     "BilevelProblem",
     "HypergradientBatches",
@@ -52,6 +55,8 @@ __all__ = [
     "OuterGradientDescent",
     "SparseBilevelProblem",
     "SparseLogisticRegressionProblem",
+    "SupportJacobianDescent",
+    "UnrolledCoordinateDescent",
     "UnrolledProximalGradient",
     "check_iterations",
     "check_truncation",

@@ -1,38 +1,36 @@
-"""Fused SOBA and SABA iterations for :class:`LogisticRegressionProblem`.
+"""Compiled iterations of the single-loop bilevel solvers, written on a
+problem's oracles.
 
-The oracle path (``problem.inner_oracles`` and friends, one call per oracle
-and per iteration) costs about 20 small tensor operations per iteration,
-each a few microseconds of framework overhead around well under a
-microsecond of arithmetic at batch 64 and 22 features. Here a chunk of K
-iterations is one function of plain tensors, written so that it can be
-handed to ``torch.compile`` whole:
+The oracle path (one Python call per oracle and per iteration) costs tens of
+small tensor operations per iteration, each a few microseconds of framework
+overhead around well under a microsecond of arithmetic at batch 64. Here an
+iteration is a pure function of its carry (the solver's state, tensors
+only) and of the block numbers of its mini-batches, written on the problem's
+closed-form oracles, so that a chunk of iterations can be handed to
+``torch.compile`` whole:
 
-- the labels are folded into the features once, z_i = y_i x_i, so that the
-  margins are Z theta and, y_i^2 being 1, the Hessian's x x^T is z z^T;
-- per mini-batch, the three inner oracles come from two reductions over the
-  batch's rows, Z theta and Z v, then one weighted sum of the rows for the
-  gradient and one for the Hessian-vector product; the cross product
-  d2_(lmbd,theta) G v = exp(lmbd) theta v needs no data;
-- the mini-batches of the chunk are block numbers drawn beforehand
-  (:meth:`MinibatchSampler.sample_block_ids`), turned into rows inside the
-  iteration through per-block tables of row indices and weights: blocks have
-  batch_size or batch_size - 1 rows, so each table row is padded with a
-  repeated row of weight 0, and every batch has the same shape;
-- step sizes are computed inside the chunk from the iteration counter, a
-  tensor carried in the state, so a decreasing schedule triggers no
-  recompilation and no per-chunk Python work.
+- a mini-batch is a :class:`~.problems.RowBatch`, looked up inside the
+  iteration from a table of each sampler's blocks (row indices, and weights
+  1 / block size): blocks have batch_size or batch_size - 1 rows, so each
+  table row is padded with a repeated row of weight 0 and every batch has
+  the same shape; the block numbers of a chunk are drawn beforehand
+  (:meth:`MinibatchSampler.sample_block_ids`), the same sequence as the
+  oracle path's;
+- step sizes, momentum weights and the iteration counter are 0-d tensors,
+  so that a grid of step sizes or a decreasing schedule triggers no
+  recompilation.
 
-One iteration is a function of its carry (:func:`soba_iteration`,
-:func:`saba_iteration`); a chunk runs it in a Python loop
-(:func:`python_loop_chunk`: eager torch, and CUDA graphs, which record the
-unrolled loop) or in ``torch.while_loop`` (:func:`while_loop_chunk`: compiled
-on the CPU, the loop is C++ around the iteration's kernels, which compile
-once whatever the chunk's length, so a chunk can last a whole evaluation
-interval).
+A chunk runs the iteration in a Python loop (:func:`python_loop_chunk`:
+eager torch, and CUDA graphs, which record the unrolled loop) or in
+``torch.while_loop`` (:func:`while_loop_chunk`: compiled on the CPU, the loop
+is C++ around the iteration's kernels, which compile once whatever the
+chunk's length, so a chunk can last a whole evaluation interval).
 
-The iterates are those of the oracle path with the same mini-batches (the
-tests check it to float64 precision); only the order of floating-point
-operations differs.
+The iterates are those of the solvers' oracle paths with the same
+mini-batches (the tests check it); only the order of floating-point
+operations differs. A problem is served when its oracles take a RowBatch
+(``problem.row_batches``: the quadratic, logistic-regression and
+data-cleaning problems).
 """
 from functools import partial
 from typing import NamedTuple
@@ -40,12 +38,16 @@ from typing import NamedTuple
 import torch
 from torch._higher_order_ops.while_loop import while_loop
 
-# Iterations per turn of the compiled while loop. Measured with
-# benchmarks/bilevel_speed.py (us per iteration / compile s, SOBA then SABA):
-# 1: 9.0 / 16, 30.6 / 5; 2: 9.4 / 17, 16.0 / 7; 4: 9.0 / 17, 12.7 / 12;
-# 8: 9.7 / 30, 16.2 / 39. SABA gains most, presumably because its SAGA
-# tables, loop-carried, are copied once per turn instead of every iteration.
-WHILE_LOOP_UNROLL = 4
+from .problems import FULL_BATCH, RowBatch
+from .stochastic_routines import HypergradientBatches, neumann_hypergradient
+
+# Iterations per turn of the compiled while loop (benchmarks/bilevel_speed.py
+# --unroll): more share the loop's own cost per turn, but the compilation
+# grows with them. Measured on datacleaning (digits), process CPU time per
+# iteration / compile CPU time, SOBA then SABA: unroll 1: 64 us / 15 s,
+# 72 us / 8 s; unroll 4: 63 us / 28 s, 67 us / 29 s (2026-11-30, load 11 to
+# 13 on 2 cores).
+WHILE_LOOP_UNROLL = 1
 
 
 class BlockTable(NamedTuple):
@@ -70,157 +72,205 @@ def block_table(sampler, device, dtype):
                       torch.tensor(sampler.weights, dtype=dtype, device=device))
 
 
-class LogisticData(NamedTuple):
-    """Signed features Z = y X of the inner and outer samples, and the block
-    tables of the two samplers."""
-    inner_features: torch.Tensor
-    outer_features: torch.Tensor
-    inner_blocks: BlockTable
-    outer_blocks: BlockTable
+class Data(NamedTuple):
+    """What every iteration reads: the problem and the block tables of the
+    inner and outer samplers."""
+    problem: object
+    inner: BlockTable
+    outer: BlockTable
 
 
-def logistic_data(problem, inner_sampler, outer_sampler):
-    device, dtype = problem.device, problem.dtype
-    return LogisticData(problem.y_inner[:, None] * problem.X_inner,
-                        problem.y_outer[:, None] * problem.X_outer,
-                        block_table(inner_sampler, device, dtype),
-                        block_table(outer_sampler, device, dtype))
+def make_data(problem, inner_sampler, outer_sampler):
+    return Data(problem, block_table(inner_sampler, problem.device, problem.dtype),
+                block_table(outer_sampler, problem.device, problem.dtype))
 
 
-def _block_rows(blocks, block):
-    """(row indices, row weights) of the block numbered by the 1-element
-    index tensor ``block`` (an index tensor, not a number, so that a compiled
-    loop does not read it back to the host)."""
-    return (torch.index_select(blocks.index, 0, block)[0],
-            torch.index_select(blocks.weight, 0, block)[0])
+def block_batch(table, ids, position):
+    """The RowBatch of block ``ids[position]`` (an index lookup, not a
+    number, so that a compiled loop does not read it back to the host)."""
+    block = ids[position:position + 1]
+    return RowBatch(torch.index_select(table.index, 0, block)[0],
+                    torch.index_select(table.weight, 0, block)[0])
 
 
-def inner_oracles(data, theta, lmbd, v, block):
-    """(grad_theta G, d2_theta G v, d2_(lmbd,theta) G v) on the inner block
-    ``block`` (rows weighted 1 / batch size, padding 0)."""
-    rows, weight = _block_rows(data.inner_blocks, block)
-    Z = data.inner_features[rows]
-    # sigmoid(-z^T theta) is minus the derivative of log(1 + exp(-m)) in the
-    # margin m = z^T theta; its derivative s (1 - s) is the curvature.
-    s = torch.sigmoid(-(Z * theta).sum(1))
-    regularization = torch.exp(lmbd)
-    gradient = (Z * (-weight * s)[:, None]).sum(0) + regularization * theta
-    hessian_v = ((Z * (weight * s * (1 - s) * (Z * v).sum(1))[:, None]).sum(0)
-                 + regularization * v)
-    return gradient, hessian_v, regularization * theta * v
+def decayed(step, exponent, iteration):
+    """step / (t + 1)^exponent at the 0-d integer iteration counter t."""
+    return step * (iteration + 1).to(step.dtype) ** -exponent
 
 
-def outer_gradient(data, theta, block):
-    """grad_theta F on the outer block ``block`` (grad_lmbd F is 0)."""
-    rows, weight = _block_rows(data.outer_blocks, block)
-    Z = data.outer_features[rows]
-    return (Z * (-weight * torch.sigmoid(-(Z * theta).sum(1)))[:, None]).sum(0)
+# -- SOBA and SABA (Dagréou et al. 2022) ---------------------------------------
+def soba_directions(problem, theta, v, lmbd, inner, outer):
+    """SOBA's (D_theta, D_v, D_lmbd) at one point on the given batches
+    (Dagréou et al. 2022, Eq. (5)-(7)); SRBA's too."""
+    gradient, hessian_v, cross_v = problem.inner_oracles(theta, lmbd, v, inner)
+    grad_theta_outer, grad_lmbd_outer = problem.outer_gradients(theta, lmbd, outer)
+    return gradient, hessian_v + grad_theta_outer, cross_v + grad_lmbd_outer
 
 
-class State(NamedTuple):
-    """SOBA's and SABA's iterates and the iteration counter t (a 0-d
-    tensor)."""
-    theta: torch.Tensor
-    v: torch.Tensor
-    lmbd: torch.Tensor
-    iteration: torch.Tensor
+def soba_iteration(data, hyper, carry, inner_ids, outer_ids):
+    """One iteration of SOBA (Dagréou et al. 2022, Algorithm 1): carry
+    (theta, v, lmbd, t), steps rho_t = inner_step / (t+1)^exponent, gamma_t
+    = outer_step / (t+1)^exponent."""
+    theta, v, lmbd, t = carry
+    rho = decayed(hyper["inner_step"], hyper["exponent"], t)
+    gamma = decayed(hyper["outer_step"], hyper["exponent"], t)
+    d_theta, d_v, d_lmbd = soba_directions(data.problem, theta, v, lmbd,
+                                           block_batch(data.inner, inner_ids, 0),
+                                           block_batch(data.outer, outer_ids, 0))
+    return theta - rho * d_theta, v - rho * d_v, lmbd - gamma * d_lmbd, t + 1
 
 
-class Steps(NamedTuple):
-    """rho_t = inner / (t + 1)^exponent, gamma_t = outer / (t + 1)^exponent
-    (0-d tensors, so that other values reuse a compiled chunk)."""
-    inner: torch.Tensor
-    outer: torch.Tensor
-    exponent: torch.Tensor
-
-
-def _step_sizes(steps, iteration):
-    decay = (iteration + 1.0) ** -steps.exponent
-    return steps.inner * decay, steps.outer * decay
-
-
-def soba_iteration(data, steps, state, inner_block, outer_block):
-    """One iteration of SOBA (Dagréou et al. 2022, Algorithm 1, directions of
-    Eq. (5)-(7)); returns the new :class:`State`."""
-    theta, v, lmbd, iteration = state
-    rho, gamma = _step_sizes(steps, iteration)
-    gradient, hessian_v, cross_v = inner_oracles(data, theta, lmbd, v, inner_block)
-    grad_theta_outer = outer_gradient(data, theta, outer_block)
-    return State(theta - rho * gradient, v - rho * (hessian_v + grad_theta_outer),
-                 lmbd - gamma * cross_v, iteration + 1)
-
-
-class SagaTables(NamedTuple):
-    """SABA's memory: one table per oracle (a row per block) and the tables'
-    share-weighted averages. grad_lmbd F is 0 on this problem, so its table
-    would stay 0 and is left out."""
-    gradient: torch.Tensor
-    hessian_v: torch.Tensor
-    cross_v: torch.Tensor
-    outer_gradient: torch.Tensor
-    averages: torch.Tensor  # (4, dim): the same four oracles, in this order
-
-
-def saga_tables(data, dim, dtype):
-    n_inner, n_outer = len(data.inner_blocks.share), len(data.outer_blocks.share)
-    device = data.inner_features.device
-
-    def zeros(*shape):
-        return torch.zeros(*shape, dim, device=device, dtype=dtype)
-    return SagaTables(zeros(n_inner), zeros(n_inner), zeros(n_inner), zeros(n_outer),
-                      zeros(4))
-
-
-def _saga_step(table, block, share, average, value):
+def saga_step(memory, block, share, value):
     """SAGA's direction value - table[i] + average (Defazio et al. 2014) for
     block i, as :class:`SagaMemory.direction`, without writing to its inputs:
-    returns (direction, new average, new table)."""
+    returns (direction, (new table, new average))."""
+    table, average = memory
     difference = value - torch.index_select(table, 0, block)[0]
-    return (difference + average, average + share * difference,
-            table.index_copy(0, block, value[None]))
+    return (difference + average,
+            (table.index_copy(0, block, value[None]), average + share * difference))
 
 
-def saba_iteration(data, steps, carry, inner_block, outer_block):
+def saga_memories(theta, lmbd, n_inner_blocks, n_outer_blocks):
+    """SABA's zero memory, a (table, average) pair per oracle: grad_theta G,
+    d2_theta G v, d2_(lmbd,theta) G v (inner blocks), grad_theta F,
+    grad_lmbd F (outer blocks)."""
+    def zeros(n_blocks, like):
+        return torch.zeros(n_blocks, *like.shape, dtype=like.dtype, device=like.device)
+
+    return tuple((zeros(n, like), torch.zeros_like(like)) for n, like in (
+        (n_inner_blocks, theta), (n_inner_blocks, theta), (n_inner_blocks, lmbd),
+        (n_outer_blocks, theta), (n_outer_blocks, lmbd)))
+
+
+def saba_iteration(data, hyper, carry, inner_ids, outer_ids):
     """One iteration of SABA (Dagréou et al. 2022, Algorithm 2): SOBA's
-    directions replaced by their SAGA estimates. ``carry`` is ``(State,
-    SagaTables)``; returns the new one."""
-    (theta, v, lmbd, iteration), tables = carry
-    rho, gamma = _step_sizes(steps, iteration)
-    gradient, hessian_v, cross_v = inner_oracles(data, theta, lmbd, v, inner_block)
-    grad_theta_outer = outer_gradient(data, theta, outer_block)
-    inner_share = torch.index_select(data.inner_blocks.share, 0, inner_block)[0]
-    outer_share = torch.index_select(data.outer_blocks.share, 0, outer_block)[0]
-    average_gradient, average_hessian, average_cross, average_outer = tables.averages
-    gradient, average_gradient, gradient_table = _saga_step(
-        tables.gradient, inner_block, inner_share, average_gradient, gradient)
-    hessian_v, average_hessian, hessian_table = _saga_step(
-        tables.hessian_v, inner_block, inner_share, average_hessian, hessian_v)
-    cross_v, average_cross, cross_table = _saga_step(
-        tables.cross_v, inner_block, inner_share, average_cross, cross_v)
-    grad_theta_outer, average_outer, outer_table = _saga_step(
-        tables.outer_gradient, outer_block, outer_share, average_outer, grad_theta_outer)
-    state = State(theta - rho * gradient, v - rho * (hessian_v + grad_theta_outer),
-                  lmbd - gamma * cross_v, iteration + 1)
-    averages = torch.stack((average_gradient, average_hessian, average_cross, average_outer))
-    return state, SagaTables(gradient_table, hessian_table, cross_table, outer_table, averages)
+    five oracles replaced by their SAGA estimates, constant steps. Carry
+    ((theta, v, lmbd), memories)."""
+    (theta, v, lmbd), memories = carry
+    problem = data.problem
+    inner_block, outer_block = inner_ids[0:1], outer_ids[0:1]
+    gradient, hessian_v, cross_v = problem.inner_oracles(
+        theta, lmbd, v, block_batch(data.inner, inner_ids, 0))
+    grad_theta_outer, grad_lmbd_outer = problem.outer_gradients(
+        theta, lmbd, block_batch(data.outer, outer_ids, 0))
+    inner_share = torch.index_select(data.inner.share, 0, inner_block)[0]
+    outer_share = torch.index_select(data.outer.share, 0, outer_block)[0]
+    directions, new_memories = [], []
+    for memory, block, share, value in zip(
+            memories, [inner_block] * 3 + [outer_block] * 2, [inner_share] * 3
+            + [outer_share] * 2, (gradient, hessian_v, cross_v, grad_theta_outer,
+                                  grad_lmbd_outer)):
+        direction, memory = saga_step(memory, block, share, value)
+        directions.append(direction)
+        new_memories.append(memory)
+    gradient, hessian_v, cross_v, grad_theta_outer, grad_lmbd_outer = directions
+    rho, gamma = hyper["inner_step"], hyper["outer_step"]
+    state = (theta - rho * gradient, v - rho * (hessian_v + grad_theta_outer),
+             lmbd - gamma * (cross_v + grad_lmbd_outer))
+    return state, tuple(new_memories)
 
 
-def python_loop_chunk(iteration, data, carry, inner_ids, outer_ids, steps):
+# -- SRBA (Dagréou et al. 2024) --------------------------------------------------
+def srba_iteration(data, hyper, carry, inner_ids, outer_ids):
+    """One iteration of SRBA (Dagréou et al. 2024, Algorithm 1): SOBA's
+    directions by SARAH, recomputed on the full data when t % period == 0
+    (``torch.cond``; the block numbers of those iterations are unused).
+    Carry (theta, v, lmbd, previous point, directions, t)."""
+    theta, v, lmbd, previous, directions, t = carry
+    problem = data.problem
+    inner = block_batch(data.inner, inner_ids, 0)
+    outer = block_batch(data.outer, outer_ids, 0)
+
+    def full_pass(theta, v, lmbd, previous, directions):
+        return soba_directions(problem, theta, v, lmbd, FULL_BATCH, FULL_BATCH)
+
+    def recursive(theta, v, lmbd, previous, directions):
+        values = soba_directions(problem, theta, v, lmbd, inner, outer)
+        previous_values = soba_directions(problem, *previous, inner, outer)
+        return tuple(value + (direction - previous_value) for value, direction, previous_value
+                     in zip(values, directions, previous_values))
+
+    d_theta, d_v, d_lmbd = torch.cond(t % hyper["period"] == 0, full_pass, recursive,
+                                      (theta, v, lmbd, previous, directions))
+    rho, gamma = hyper["inner_step"], hyper["outer_step"]
+    # (copies: a while loop's carry may not hold one tensor twice)
+    return (theta - rho * d_theta, v - rho * d_v, lmbd - gamma * d_lmbd,
+            (theta.clone(), v.clone(), lmbd.clone()), (d_theta, d_v, d_lmbd), t + 1)
+
+
+# -- FSLA (Li, Gu and Huang 2022) ----------------------------------------------------
+def storm(value, direction, previous_value, weight, t):
+    """STORM's recursive momentum value + (1 - a) (d - previous value)
+    (Cutkosky and Orabona 2019), the value itself at t = 0, as
+    :meth:`RecursiveEstimator.update` on its first call."""
+    weight = torch.where(t == 0, torch.ones_like(weight), weight)
+    return value + (1 - weight) * (direction - previous_value)
+
+
+def fsla_iteration(data, hyper, carry, inner_ids, outer_ids):
+    """One iteration of FSLA (Li, Gu and Huang 2022, Algorithm 1), three
+    inner and two outer batches. Carry (theta, v, lmbd, d, previous lmbd,
+    t): the previous hypergradient point is (theta, previous lmbd, v)."""
+    theta, v, lmbd, d, previous_lmbd, t = carry
+    problem = data.problem
+    inner = [block_batch(data.inner, inner_ids, position) for position in range(3)]
+    outer = [block_batch(data.outer, outer_ids, position) for position in range(2)]
+    rho = decayed(hyper["inner_step"], 0.5, t)
+
+    def hypergradient(theta, lmbd, v):
+        _, grad_lmbd_outer = problem.outer_gradients(theta, lmbd, outer[1])
+        return grad_lmbd_outer - problem.inner_cross_vector(theta, lmbd, v, inner[2])
+    previous_hypergradient = hypergradient(theta, previous_lmbd, v)
+    theta = theta - rho * problem.inner_gradient(theta, lmbd, inner[0])
+    grad_theta_outer, _ = problem.outer_gradients(theta, lmbd, outer[0])
+    v = v - rho * (problem.inner_hessian_vector(theta, lmbd, v, inner[1]) - grad_theta_outer)
+    d = storm(hypergradient(theta, lmbd, v), d, previous_hypergradient,
+              decayed(hyper["momentum"], 0.5, t), t)
+    # (a copy: a while loop's carry may not hold one tensor twice)
+    return theta, v, lmbd - decayed(hyper["outer_step"], 0.5, t) * d, d, lmbd.clone(), t + 1
+
+
+# -- MRBO (Yang, Ji and Liang 2021) --------------------------------------------------
+def mrbo_iteration(data, hyper, carry, inner_ids, outer_ids):
+    """One iteration of MRBO (Yang, Ji and Liang 2021, Algorithm 1): STORM
+    estimates u of grad_theta G and w of the Neumann hypergradient, on the
+    inner ids (inner batch, cross batch, Q Hessian batches) and the outer
+    batch. Carry (theta, lmbd, u, w, previous point, t)."""
+    theta, lmbd, u, w, previous, t = carry
+    problem = data.problem
+    inner = [block_batch(data.inner, inner_ids, position)
+             for position in range(inner_ids.shape[0])]
+    batches = HypergradientBatches(block_batch(data.outer, outer_ids, 0), inner[1], inner[2:])
+    step = hyper["inner_step"]
+
+    def hypergradient(theta, lmbd):
+        return neumann_hypergradient(problem, theta, lmbd, batches, step)
+    weight = decayed(hyper["momentum"], 2 / 3, t)
+    u = storm(problem.inner_gradient(theta, lmbd, inner[0]), u,
+              problem.inner_gradient(*previous, inner[0]), weight, t)
+    w = storm(hypergradient(theta, lmbd), w, hypergradient(*previous), weight, t)
+    # (copies: a while loop's carry may not hold one tensor twice)
+    return (theta - decayed(step, 1 / 3, t) * u,
+            lmbd - decayed(hyper["outer_step"], 1 / 3, t) * w, u, w,
+            (theta.clone(), lmbd.clone()), t + 1)
+
+
+# -- chunks of iterations ------------------------------------------------------------
+def python_loop_chunk(iteration, data, hyper, carry, inner_ids, outer_ids):
     """len(inner_ids) iterations of ``iteration`` from ``carry``, in a
-    Python loop (unrolled when compiled)."""
+    Python loop (unrolled when compiled); row k of the ids holds iteration
+    k's block numbers."""
     for k in range(inner_ids.shape[0]):
-        carry = iteration(data, steps, carry, inner_ids[k:k + 1], outer_ids[k:k + 1])
+        carry = iteration(data, hyper, carry, inner_ids[k], outer_ids[k])
     return carry
 
 
-def while_loop_chunk(iteration, data, carry, inner_ids, outer_ids, steps):
+def while_loop_chunk(iteration, unroll, data, hyper, carry, inner_ids, outer_ids):
     """The same iterations in ``torch.while_loop``, whose body compiles once
-    whatever the number of iterations. The body runs ``unroll`` iterations
-    in a row (the largest divisor of the chunk's length up to
-    ``WHILE_LOOP_UNROLL``): the loop's own cost per turn, bookkeeping of its
-    tensors rather than arithmetic, is then shared by several iterations."""
+    whatever the number of iterations, ``unroll`` iterations per turn (at
+    most: the largest divisor of the chunk's length up to it)."""
     n_iterations = inner_ids.shape[0]
-    unroll = max(u for u in range(1, WHILE_LOOP_UNROLL + 1) if n_iterations % u == 0)
+    unroll = max(u for u in range(1, unroll + 1) if n_iterations % u == 0)
 
     def condition(k, carry):
         return k < n_iterations
@@ -228,14 +278,15 @@ def while_loop_chunk(iteration, data, carry, inner_ids, outer_ids, steps):
     def body(k, carry):
         for offset in range(unroll):
             k_index = (k + offset).reshape(1)
-            carry = iteration(data, steps, carry, torch.index_select(inner_ids, 0, k_index),
-                              torch.index_select(outer_ids, 0, k_index))
+            carry = iteration(data, hyper, carry,
+                              torch.index_select(inner_ids, 0, k_index)[0],
+                              torch.index_select(outer_ids, 0, k_index)[0])
         return k + unroll, carry
     start = torch.zeros((), dtype=torch.int64, device=inner_ids.device)
     return while_loop(condition, body, (start, carry))[1]
 
 
-def chunk_function(iteration, device, compiled):
+def chunk_function(iteration, device, compiled, unroll=WHILE_LOOP_UNROLL):
     """The chunk runner of ``iteration`` for ``device``: eager (a Python
     loop), or through ``torch.compile``: on the CPU the ``while_loop`` with
     inductor's C++ wrapper, so that no Python runs between iterations; on
@@ -243,8 +294,11 @@ def chunk_function(iteration, device, compiled):
     read its condition back to the host at every iteration)."""
     if not compiled:
         return partial(python_loop_chunk, iteration)
+    # The chunk functions share their code objects: one compiled entry per
+    # solver and problem shape must fit under dynamo's recompile limit.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     if torch.device(device).type == "cuda":
         return torch.compile(partial(python_loop_chunk, iteration), fullgraph=True,
                              dynamic=False, options={"triton.cudagraphs": True})
-    return torch.compile(partial(while_loop_chunk, iteration), fullgraph=True,
+    return torch.compile(partial(while_loop_chunk, iteration, unroll), fullgraph=True,
                          dynamic=False, options={"cpp_wrapper": True})

@@ -15,7 +15,10 @@ generic path.
 
 A ``batch`` is anything that indexes the first axis of the sample tensors: a
 ``slice`` (what :class:`~solvers_common.bilevel.sampling.MinibatchSampler`
-hands out, a view without copy), an index tensor, or :data:`FULL_BATCH`.
+hands out, a view without copy), an index tensor, or :data:`FULL_BATCH`; the
+closed-form oracles of the three smooth problems below also take a
+:class:`RowBatch` (row indices and weights), what the compiled iterations of
+``fused.py`` hand them so that every mini-batch has the same shape.
 
 Sign conventions: ``inner_hessian_vector(theta, lmbd, v) = d2_theta G v`` and
 ``inner_cross_vector(theta, lmbd, v) = d2_(lmbd, theta) G v`` (the gradient
@@ -26,11 +29,47 @@ in lmbd of ``<grad_theta G, v>``), so that
 evaluated at theta*(lmbd) (implicit function theorem).
 """
 import copy
+from typing import NamedTuple
 
 import torch
 from torch.func import grad, jvp, vjp
 
 FULL_BATCH = slice(None)
+
+
+class RowBatch(NamedTuple):
+    """A mini-batch as row indices (rows,) and per-row weights (rows,) that
+    sum to 1: a block of b - 1 samples in a table of b rows repeats a row
+    with weight 0, so that blocks of b and b - 1 samples have one shape."""
+    index: torch.Tensor
+    weight: torch.Tensor
+
+
+def rows(tensor, batch):
+    """The rows of ``tensor`` in ``batch``."""
+    return tensor[batch.index] if isinstance(batch, RowBatch) else tensor[batch]
+
+
+def batch_mean(values, batch):
+    """The average of ``values`` (one row per sample of ``batch``)."""
+    if isinstance(batch, RowBatch):
+        return torch.tensordot(batch.weight, values, dims=1)
+    return values.mean(0)
+
+
+def sample_weights(batch, n_rows):
+    """Each row's weight in a batch average: 1 / n_rows, or the RowBatch's
+    weights."""
+    return batch.weight if isinstance(batch, RowBatch) else 1 / n_rows
+
+
+def row_average(X, values, batch):
+    """X^T values / n over the batch's rows X (values: one entry or row per
+    sample), weighted for a RowBatch."""
+    if isinstance(batch, RowBatch):
+        weight = batch.weight if values.dim() == 1 else batch.weight[:, None]
+        return X.T @ (weight * values)
+    return X.T @ values / X.shape[0]
 
 
 class BilevelProblem:
@@ -52,6 +91,9 @@ class BilevelProblem:
     # Tolerance of the reference theta*(lmbd) the objective scores against
     # (here ||grad_theta G||; a relative duality gap for sparse.py).
     reference_inner_tol = 1e-10
+    # The closed-form oracles take a RowBatch: the compiled iterations
+    # (fused.py) serve the problem. The generic autograd oracles do not.
+    row_batches = False
 
     # -- the problem ---------------------------------------------------------
     def inner_loss(self, theta, lmbd, batch=FULL_BATCH):
@@ -168,6 +210,7 @@ class QuadraticProblem(BilevelProblem):
     """
 
     sample_tensors = ("A", "B", "a", "H", "C", "b", "E")
+    row_batches = True
 
     def __init__(self, A, B, a, H, C, b, E):
         for name, value in zip(self.sample_tensors, (A, B, a, H, C, b, E)):
@@ -178,39 +221,43 @@ class QuadraticProblem(BilevelProblem):
         zeros = dict(device=self.device, dtype=self.dtype)
         return torch.zeros(self.A.shape[1], **zeros), torch.zeros(self.B.shape[2], **zeros)
 
+    def _mean(self, name, batch):
+        """The batch average of the per-sample tensor ``name``."""
+        return batch_mean(rows(getattr(self, name), batch), batch)
+
     def inner_loss(self, theta, lmbd, batch=FULL_BATCH):
-        A, B, a = self.A[batch].mean(0), self.B[batch].mean(0), self.a[batch].mean(0)
+        A, B, a = self._mean("A", batch), self._mean("B", batch), self._mean("a", batch)
         return 0.5 * theta @ A @ theta + theta @ B @ lmbd + a @ theta
 
     def outer_loss(self, theta, lmbd, batch=FULL_BATCH):
-        H, C, b = self.H[batch].mean(0), self.C[batch].mean(0), self.b[batch].mean(0)
+        H, C, b = self._mean("H", batch), self._mean("C", batch), self._mean("b", batch)
         return (0.5 * theta @ H @ theta + theta @ C @ lmbd + b @ theta
                 + 0.5 * lmbd @ self.E @ lmbd)
 
     def inner_gradient(self, theta, lmbd, batch=FULL_BATCH):
-        return (self.A[batch].mean(0) @ theta + self.B[batch].mean(0) @ lmbd
-                + self.a[batch].mean(0))
+        return (self._mean("A", batch) @ theta + self._mean("B", batch) @ lmbd
+                + self._mean("a", batch))
 
     def outer_gradients(self, theta, lmbd, batch=FULL_BATCH):
-        H, C = self.H[batch].mean(0), self.C[batch].mean(0)
-        return H @ theta + C @ lmbd + self.b[batch].mean(0), C.T @ theta + self.E @ lmbd
+        H, C = self._mean("H", batch), self._mean("C", batch)
+        return H @ theta + C @ lmbd + self._mean("b", batch), C.T @ theta + self.E @ lmbd
 
     def inner_gradients(self, theta, lmbd, batch=FULL_BATCH):
-        B = self.B[batch].mean(0)
-        return self.A[batch].mean(0) @ theta + B @ lmbd + self.a[batch].mean(0), B.T @ theta
+        B = self._mean("B", batch)
+        return self._mean("A", batch) @ theta + B @ lmbd + self._mean("a", batch), B.T @ theta
 
     def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
-        return self.A[batch].mean(0) @ v
+        return self._mean("A", batch) @ v
 
     def inner_hessian_operator(self, theta, lmbd, batch=FULL_BATCH):
-        return self.A[batch].mean(0).__matmul__
+        return self._mean("A", batch).__matmul__
 
     def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
-        return self.B[batch].mean(0).T @ v
+        return self._mean("B", batch).T @ v
 
     def inner_oracles(self, theta, lmbd, v, batch=FULL_BATCH):
-        A, B = self.A[batch].mean(0), self.B[batch].mean(0)
-        return A @ theta + B @ lmbd + self.a[batch].mean(0), A @ v, B.T @ v
+        A, B = self._mean("A", batch), self._mean("B", batch)
+        return A @ theta + B @ lmbd + self._mean("a", batch), A @ v, B.T @ v
 
     def solve_inner(self, lmbd, theta0=None, tol=None, max_iter=None):
         """theta*(lmbd) in closed form."""
@@ -307,6 +354,7 @@ class LogisticRegressionProblem(BilevelProblem):
     """
 
     sample_tensors = ("X_inner", "y_inner", "X_outer", "y_outer")
+    row_batches = True
 
     def __init__(self, X_inner, y_inner, X_outer, y_outer):
         self.X_inner, self.y_inner = _as_tensor(X_inner), _as_tensor(y_inner)
@@ -321,35 +369,38 @@ class LogisticRegressionProblem(BilevelProblem):
         return zeros, zeros.clone()
 
     def inner_loss(self, theta, lmbd, batch=FULL_BATCH):
-        margins = self.y_inner[batch] * (self.X_inner[batch] @ theta)
-        return _logistic_loss(margins) + 0.5 * (torch.exp(lmbd) * theta ** 2).sum()
+        margins = rows(self.y_inner, batch) * (rows(self.X_inner, batch) @ theta)
+        return (batch_mean(torch.nn.functional.softplus(-margins), batch)
+                + 0.5 * (torch.exp(lmbd) * theta ** 2).sum())
 
     def outer_loss(self, theta, lmbd, batch=FULL_BATCH):
-        return _logistic_loss(self.y_outer[batch] * (self.X_outer[batch] @ theta))
+        margins = rows(self.y_outer, batch) * (rows(self.X_outer, batch) @ theta)
+        return batch_mean(torch.nn.functional.softplus(-margins), batch)
 
     @staticmethod
-    def _loss_gradient(X, y, theta):
+    def _loss_gradient(X, y, theta, batch):
         # d/dz log(1 + exp(-y z)) = -y sigmoid(-y z)
-        return X.T @ (-y * torch.sigmoid(-y * (X @ theta))) / X.shape[0]
+        return row_average(X, -y * torch.sigmoid(-y * (X @ theta)), batch)
 
     def inner_gradient(self, theta, lmbd, batch=FULL_BATCH):
-        return (self._loss_gradient(self.X_inner[batch], self.y_inner[batch], theta)
+        return (self._loss_gradient(rows(self.X_inner, batch), rows(self.y_inner, batch), theta,
+                                    batch)
                 + torch.exp(lmbd) * theta)
 
     def outer_gradients(self, theta, lmbd, batch=FULL_BATCH):
-        grad_theta = self._loss_gradient(self.X_outer[batch], self.y_outer[batch], theta)
+        grad_theta = self._loss_gradient(rows(self.X_outer, batch), rows(self.y_outer, batch),
+                                         theta, batch)
         return grad_theta, torch.zeros_like(lmbd)
 
     def inner_gradients(self, theta, lmbd, batch=FULL_BATCH):
         regularization = torch.exp(lmbd)
-        return (self._loss_gradient(self.X_inner[batch], self.y_inner[batch], theta)
-                + regularization * theta, 0.5 * regularization * theta ** 2)
+        return (self.inner_gradient(theta, lmbd, batch), 0.5 * regularization * theta ** 2)
 
     def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
-        X = self.X_inner[batch]
+        X = rows(self.X_inner, batch)
         probabilities = torch.sigmoid(X @ theta)
         curvature = probabilities * (1 - probabilities)  # the same for y = +-1
-        return X.T @ (curvature * (X @ v)) / X.shape[0] + torch.exp(lmbd) * v
+        return row_average(X, curvature * (X @ v), batch) + torch.exp(lmbd) * v
 
     def inner_hessian_operator(self, theta, lmbd, batch=FULL_BATCH):
         X = self.X_inner[batch]
@@ -365,12 +416,12 @@ class LogisticRegressionProblem(BilevelProblem):
         return torch.exp(lmbd) * theta * v
 
     def inner_oracles(self, theta, lmbd, v, batch=FULL_BATCH):
-        X, y = self.X_inner[batch], self.y_inner[batch]
+        X, y = rows(self.X_inner, batch), rows(self.y_inner, batch)
         z = X @ theta
         probabilities = torch.sigmoid(z)
         regularization = torch.exp(lmbd)
-        gradient = X.T @ (-y * torch.sigmoid(-y * z)) / X.shape[0] + regularization * theta
-        hessian_vector = (X.T @ (probabilities * (1 - probabilities) * (X @ v)) / X.shape[0]
+        gradient = row_average(X, -y * torch.sigmoid(-y * z), batch) + regularization * theta
+        hessian_vector = (row_average(X, probabilities * (1 - probabilities) * (X @ v), batch)
                           + regularization * v)
         return gradient, hessian_vector, regularization * theta * v
 
@@ -395,6 +446,7 @@ class DataCleaningProblem(BilevelProblem):
     """
 
     sample_tensors = ("X_inner", "y_inner", "X_outer", "y_outer")
+    row_batches = True
 
     def __init__(self, X_inner, y_inner, X_outer, y_outer, n_classes,
                  l2_regularization=1e-3):
@@ -420,12 +472,13 @@ class DataCleaningProblem(BilevelProblem):
         return torch.nn.functional.cross_entropy(X @ theta, y, reduction="none")
 
     def inner_loss(self, theta, lmbd, batch=FULL_BATCH):
-        losses = self._cross_entropy(self.X_inner[batch], self.y_inner[batch], theta)
-        return ((torch.sigmoid(lmbd[batch]) * losses).mean()
+        losses = self._cross_entropy(rows(self.X_inner, batch), rows(self.y_inner, batch), theta)
+        return (batch_mean(torch.sigmoid(rows(lmbd, batch)) * losses, batch)
                 + 0.5 * self.l2_regularization * (theta ** 2).sum())
 
     def outer_loss(self, theta, lmbd, batch=FULL_BATCH):
-        return self._cross_entropy(self.X_outer[batch], self.y_outer[batch], theta).mean()
+        return batch_mean(self._cross_entropy(rows(self.X_outer, batch),
+                                              rows(self.y_outer, batch), theta), batch)
 
     def _residuals(self, X, y, theta):
         # d CE / d logits = softmax(logits) - one_hot(y)
@@ -433,37 +486,47 @@ class DataCleaningProblem(BilevelProblem):
         one_hot = torch.nn.functional.one_hot(y, self.n_classes).to(X.dtype)
         return torch.softmax(X @ theta, dim=1) - one_hot
 
+    @staticmethod
+    def _per_sample_of_lmbd(lmbd, batch, values):
+        """A vector shaped like lmbd holding ``values`` at the batch's
+        samples, 0 elsewhere: only the batch's entries of lmbd appear in G on
+        this batch. Added, not assigned, for a RowBatch, whose repeated
+        padding row carries 0."""
+        result = torch.zeros_like(lmbd)
+        if isinstance(batch, RowBatch):
+            return result.index_add(0, batch.index, values)
+        result[batch] = values
+        return result
+
     def inner_gradient(self, theta, lmbd, batch=FULL_BATCH):
-        X = self.X_inner[batch]
-        weights = torch.sigmoid(lmbd[batch])
-        residuals = self._residuals(X, self.y_inner[batch], theta)
-        return X.T @ (weights[:, None] * residuals) / X.shape[0] + self.l2_regularization * theta
+        X = rows(self.X_inner, batch)
+        weights = torch.sigmoid(rows(lmbd, batch))
+        residuals = self._residuals(X, rows(self.y_inner, batch), theta)
+        return (row_average(X, weights[:, None] * residuals, batch)
+                + self.l2_regularization * theta)
 
     def outer_gradients(self, theta, lmbd, batch=FULL_BATCH):
-        X = self.X_outer[batch]
-        residuals = self._residuals(X, self.y_outer[batch], theta)
-        return X.T @ residuals / X.shape[0], torch.zeros_like(lmbd)
+        X = rows(self.X_outer, batch)
+        residuals = self._residuals(X, rows(self.y_outer, batch), theta)
+        return row_average(X, residuals, batch), torch.zeros_like(lmbd)
 
     def inner_gradients(self, theta, lmbd, batch=FULL_BATCH):
-        X, y = self.X_inner[batch], self.y_inner[batch]
-        weights = torch.sigmoid(lmbd[batch])
-        grad_theta = (X.T @ (weights[:, None] * self._residuals(X, y, theta)) / X.shape[0]
-                      + self.l2_regularization * theta)
-        # Only the batch's entries of lmbd appear in G on this batch.
-        grad_lmbd = torch.zeros_like(lmbd)
-        grad_lmbd[batch] = (weights * (1 - weights) * self._cross_entropy(X, y, theta)
-                            / X.shape[0])
-        return grad_theta, grad_lmbd
+        X, y = rows(self.X_inner, batch), rows(self.y_inner, batch)
+        weights = torch.sigmoid(rows(lmbd, batch))
+        grad_lmbd = (weights * (1 - weights) * self._cross_entropy(X, y, theta)
+                     * sample_weights(batch, X.shape[0]))
+        return (self.inner_gradient(theta, lmbd, batch),
+                self._per_sample_of_lmbd(lmbd, batch, grad_lmbd))
 
     def inner_hessian_vector(self, theta, lmbd, v, batch=FULL_BATCH):
-        X = self.X_inner[batch]
-        weights = torch.sigmoid(lmbd[batch])
+        X = rows(self.X_inner, batch)
+        weights = torch.sigmoid(rows(lmbd, batch))
         probabilities = torch.softmax(X @ theta, dim=1)
         direction = X @ v
         # Softmax Jacobian applied to the logit direction: diag(p) - p p^T.
         logits_direction = probabilities * (
             direction - (probabilities * direction).sum(1, keepdim=True))
-        return (X.T @ (weights[:, None] * logits_direction) / X.shape[0]
+        return (row_average(X, weights[:, None] * logits_direction, batch)
                 + self.l2_regularization * v)
 
     def inner_hessian_operator(self, theta, lmbd, batch=FULL_BATCH):
@@ -479,15 +542,13 @@ class DataCleaningProblem(BilevelProblem):
         return hessian_vector
 
     def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
-        X = self.X_inner[batch]
-        weights = torch.sigmoid(lmbd[batch])
-        residuals = self._residuals(X, self.y_inner[batch], theta)
-        # d sigmoid(l) / dl = sigmoid(l) (1 - sigmoid(l)); only the batch's
-        # entries of lmbd appear in G on this batch.
-        per_sample = weights * (1 - weights) * (residuals * (X @ v)).sum(1) / X.shape[0]
-        cross = torch.zeros_like(lmbd)
-        cross[batch] = per_sample
-        return cross
+        X = rows(self.X_inner, batch)
+        weights = torch.sigmoid(rows(lmbd, batch))
+        residuals = self._residuals(X, rows(self.y_inner, batch), theta)
+        # d sigmoid(l) / dl = sigmoid(l) (1 - sigmoid(l)).
+        per_sample = (weights * (1 - weights) * (residuals * (X @ v)).sum(1)
+                      * sample_weights(batch, X.shape[0]))
+        return self._per_sample_of_lmbd(lmbd, batch, per_sample)
 
     @staticmethod
     def scores(theta, X, y):

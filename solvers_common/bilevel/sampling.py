@@ -87,4 +87,6 @@ class MinibatchSampler:
             pieces.append(self._order[self._position:self._position + taken])
             self._position += taken
             n_batches -= taken
+        if not pieces:  # SRBA's chunks of full passes draw none
+            return torch.zeros(0, dtype=torch.int64, device=self.generator.device)
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces)

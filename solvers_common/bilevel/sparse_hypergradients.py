@@ -26,7 +26,11 @@ Four estimators of grad h(lmbd) = J^T grad F(theta):
   1/L_S of the problem restricted to S, until the error of the Jacobian,
   bounded by its residual over the smallest eigenvalue of H_SS, is below a
   relative tolerance (Bertrand et al., Algorithm 2, with ISTA's iterations
-  in place of coordinate descent's), warm-started from the previous one.
+  or, ``coordinate_descent=True``, the paper's coordinate-descent epochs),
+  warm-started from the previous one.
+
+The same four through proximal coordinate descent (the paper's inner
+solver, quadratic losses): :mod:`.sparse_cd`.
 
 Free of benchopt; torch on the problem's device and dtype.
 """
@@ -195,11 +199,13 @@ class JacobianState(NamedTuple):
     """What :func:`implicit_forward_hypergradient` hands back besides the
     hypergradient: the support S and J_S (rows: S; columns: the lmbd that act
     on S), to warm-start the next call, the number of Jacobian iterations run,
-    and whether the certified relative error reached the tolerance."""
+    whether the certified relative error reached the tolerance, and whether
+    H_SS was numerically singular (no Jacobian on S)."""
     support: torch.Tensor
     jacobian: Optional[torch.Tensor]
     n_iterations: int = 0
     converged: bool = True
+    singular: bool = False
 
 
 def _warm_start(jacobian0, support, n_columns, weighted, like):
@@ -221,7 +227,7 @@ def _warm_start(jacobian0, support, n_columns, weighted, like):
 
 
 def implicit_forward_hypergradient(problem, theta, lmbd, max_iterations=100_000, tol=1e-10,
-                                   jacobian0=None, check_every=10):
+                                   jacobian0=None, check_every=10, coordinate_descent=False):
     """Implicit forward differentiation: at theta (a solution), iterate
 
         J_S <- J_S - (H_SS J_S + exp(lmbd_S) s E) / L_S
@@ -241,11 +247,20 @@ def implicit_forward_hypergradient(problem, theta, lmbd, max_iterations=100_000,
     kappa log(kappa e_0 / (tol ||J*||)) with e_0 bounding the initial error,
     capped at ``max_iterations``; when it is spent first, the state says
     ``converged=False`` (the caller decides whether to warn).
+
+    ``coordinate_descent``: one iteration is a cyclic coordinate-descent
+    (Gauss-Seidel) epoch over S instead, J_j <- J_j - (H_SS J + exp(lmbd_S) s
+    E)_j / (H_SS)_jj for j in S in turn, as in the paper (quadratic losses
+    only; :class:`.sparse_cd.SupportJacobianDescent`), same stopping rule
+    and budget.
     Returns ``(hypergradient, JacobianState)``."""
     check_iterations("max_iterations", max_iterations)
     check_iterations("check_every", check_every)
     if not 0 < tol < 1:
         raise ValueError(f"tol must be in (0, 1), got {tol!r}.")
+    if coordinate_descent and not problem.quadratic_datafit:
+        raise ValueError(f"coordinate_descent=True needs a quadratic datafit; "
+                         f"{type(problem).__name__} has none.")
     support = theta != 0
     grad_theta_outer, grad_lmbd_outer = problem.outer_gradients(theta, lmbd)
     if not bool(support.any()):
@@ -256,8 +271,14 @@ def implicit_forward_hypergradient(problem, theta, lmbd, max_iterations=100_000,
     eigenvalues = torch.linalg.eigvalsh(hessian)
     largest = float(eigenvalues[-1])
     # H_SS is positive definite at a Lasso solution (X_S has full column
-    # rank); a numerically singular one is treated as conditioned 1 / eps.
-    smallest = max(float(eigenvalues[0]), largest * torch.finfo(hessian.dtype).eps)
+    # rank). At an iterate whose support is numerically rank-deficient (for
+    # example |S| > n early in the iterations), J_S is not determined and the
+    # iterations do not converge (they grow without bound): the estimate is
+    # NaN, ``singular`` says why.
+    smallest = float(eigenvalues[0])
+    if smallest <= largest * torch.finfo(hessian.dtype).eps * len(eigenvalues):
+        return (torch.full_like(grad_lmbd_outer, math.nan),
+                JacobianState(support, None, 0, False, singular=True))
     kappa = largest / smallest
     step = 1.0 / largest
     weighted = lmbd.numel() > 1
@@ -273,17 +294,28 @@ def implicit_forward_hypergradient(problem, theta, lmbd, max_iterations=100_000,
     needed = kappa * math.log(max(kappa * initial_error / tol, math.e)) + check_every
     budget = int(min(max_iterations, math.ceil(needed)))
     n_iterations, converged = 0, False
+    if coordinate_descent:
+        # Imported here: sparse_cd builds on this module's checks.
+        from .sparse_cd import SupportJacobianDescent
+        descent = SupportJacobianDescent(hessian, offset, jacobian)
     while True:
-        residual = torch.addmm(offset, hessian, jacobian)
-        if n_iterations % check_every == 0 or n_iterations == budget:
+        check = n_iterations % check_every == 0 or n_iterations == budget
+        residual = (torch.addmm(offset, hessian, jacobian)
+                    if check or not coordinate_descent else None)
+        if check:
             if float(torch.linalg.matrix_norm(residual)) <= tol * smallest * float(
                     torch.linalg.matrix_norm(jacobian)):
                 converged = True
                 break
         if n_iterations == budget:
             break
-        jacobian = torch.add(jacobian, residual, alpha=-step)
-        n_iterations += 1
+        if coordinate_descent:
+            n_epochs = min(check_every, budget - n_iterations)
+            jacobian = descent.run(n_epochs).jacobian
+            n_iterations += n_epochs
+        else:
+            jacobian = torch.add(jacobian, residual, alpha=-step)
+            n_iterations += 1
     projected = jacobian.T @ grad_theta_outer[support]
     gradient = grad_lmbd_outer.clone()
     if weighted:
@@ -335,7 +367,11 @@ class OuterGradientDescent:
     """Gradient descent on lmbd with sparse-ho's adaptive step (Bertrand et
     al.'s experiments): steps of length ``step_size`` along -g / ||g|| for
     the first 20 iterations, until the validation loss first goes up; from
-    then on the step is kept, and divided by 10 whenever the loss goes up."""
+    then on the step is kept, and divided by 10 whenever the loss goes up.
+    Kept as the paper's baseline (benchmarks/hyperparameter_search.py): from
+    lmbd_max / 1000 it stalls far from the best lmbd, every increase of the
+    loss dividing the step for good; the solvers use
+    :class:`BacktrackingGradientDescent`."""
 
     def __init__(self, step_size):
         self.step_size = step_size
@@ -349,3 +385,43 @@ class OuterGradientDescent:
             self.rate = self.step_size / (float(torch.linalg.vector_norm(gradient)) + 1e-12)
         self.previous_value, self.iteration = value, self.iteration + 1
         return lmbd - self.rate * gradient
+
+
+class BacktrackingGradientDescent:
+    """Gradient descent on lmbd with a backtracking line search on the
+    validation loss h (Armijo, "Minimization of functions having Lipschitz
+    continuous first partial derivatives", Pacific J. Math. 1966; Nocedal and
+    Wright, "Numerical Optimization", 2006, Algorithm 3.1), one inner solve
+    per trial point:
+
+        first point lmbd_0: accepted, rate t = step_size / ||g_0|| (a step
+            of length step_size in lmbd, i.e. in log(regularization))
+        trial lmbd' = lmbd_a - t g_a from the last accepted point lmbd_a;
+        h(lmbd') <= h(lmbd_a) - c t ||g_a||^2: accepted, t <- growth t;
+        otherwise (also a NaN loss): rejected, t <- t / 2.
+
+    ``update`` takes the point just evaluated (lmbd, hypergradient, loss) and
+    returns the next trial; ``accepted`` is the best point so far, (lmbd,
+    its loss), None before the first. t only shrinks on a failed sufficient
+    decrease, so the iterates never go up and, where g is a descent
+    direction, never stall at a rate fixed by an early increase (the failure
+    of :class:`OuterGradientDescent`)."""
+
+    def __init__(self, step_size, sufficient_decrease=1e-4, growth=2.0):
+        self.step_size, self.c, self.growth = step_size, sufficient_decrease, growth
+        self.rate, self.accepted, self._gradient = None, None, None
+
+    def update(self, lmbd, gradient, value):
+        if self.accepted is None:
+            self.rate = self.step_size / (float(torch.linalg.vector_norm(gradient)) + 1e-12)
+            self._accept(lmbd, gradient, value)
+        elif value <= self.accepted[1] - self.c * self.rate * float(
+                torch.linalg.vector_norm(self._gradient)) ** 2:
+            self.rate *= self.growth
+            self._accept(lmbd, gradient, value)
+        else:
+            self.rate /= 2
+        return self.accepted[0] - self.rate * self._gradient
+
+    def _accept(self, lmbd, gradient, value):
+        self.accepted, self._gradient = (lmbd, value), gradient

@@ -55,7 +55,9 @@ class ConvolutionalDictionaryDenoiser(nn.Module):
     denoised images and the final code (``z`` or the dual ``v``), which a
     plug-and-play loop hands back as ``code`` at its next call to warm start.
     ``n_layers`` overrides the number of layers (``L_PnP`` after training with
-    ``L_train``).
+    ``L_train``), ``lmbd`` the regularization (the authors set it anew for
+    plug-and-play, ``set_lmbd(reg_par)``) and ``step`` the layers' step
+    (default ``step_scaling / ||W||^2``, from the weights at every call).
     """
 
     def __init__(self, n_atoms, kernel_size, n_channels=1, lmbd=0.05, n_layers=20,
@@ -79,8 +81,9 @@ class ConvolutionalDictionaryDenoiser(nn.Module):
         weight = weight / torch.linalg.vector_norm(weight, dim=(1, 2, 3), keepdim=True)
         self.weight = nn.Parameter(weight)
 
-    def step(self):
-        return self.step_scaling / dictionary_norm(self.weight)
+    def step(self, step_scaling=None):
+        scaling = self.step_scaling if step_scaling is None else step_scaling
+        return scaling / dictionary_norm(self.weight)
 
     def code_shape(self, x):
         k = self.kernel_size
@@ -89,14 +92,15 @@ class ConvolutionalDictionaryDenoiser(nn.Module):
                              f"atoms (kernel_size={k}).")
         return (x.shape[0], self.weight.shape[0], x.shape[-2] - k + 1, x.shape[-1] - k + 1)
 
-    def forward(self, x, code=None, n_layers=None):
+    def forward(self, x, code=None, n_layers=None, lmbd=None, step=None):
         n_layers = self.n_layers if n_layers is None else int(n_layers)
         shape = self.code_shape(x)
         if code is None:
             code = x.new_zeros(shape)
         elif tuple(code.shape) != shape:
             raise ValueError(f"code has shape {tuple(code.shape)}, expected {shape}.")
-        gamma, weight, lmbd = self.step(), self.weight, self.lmbd
+        gamma, weight = self.step() if step is None else float(step), self.weight
+        lmbd = self.lmbd if lmbd is None else float(lmbd)
         if self.mode == "synthesis":
             mean = x.mean(dim=(-3, -2, -1), keepdim=True)
             centered = x - mean

@@ -88,6 +88,23 @@ def iterate_perturbation(layer, sigma, noise):
     return perturb
 
 
+def every_layer_perturbation(sigma, noise, scale):
+    """Hook for ``UnrolledNetwork.forward(iterate_noise=...)`` adding
+    ``sigma scale xi_l`` to every intermediate iterate ``z_l``, ``l = 1 ..
+    L - 1`` (``noise``: ``(L - 1, N, m)``, ``xi_l = noise[l - 1]``; ``scale``:
+    ``(N, 1)``, the same at every layer). The last iterate is not perturbed:
+    no layer is left to correct it. A fixed ``scale`` (the objective passes
+    ``||z*|| / sqrt(m)``): relative to each iterate's own norm the noise would
+    compound, the norm growing by about ``1 + sigma`` per layer."""
+    n_perturbed = noise.shape[0]
+
+    def perturb(index, z):
+        if index > n_perturbed:
+            return z
+        return z + sigma * scale * noise[index - 1]
+    return perturb
+
+
 def cannot_continue(network):
     """Why ``network`` cannot run past its trained depth, in one line, or
     None when it can: its ``forward`` must name an ``extra_layers`` argument
