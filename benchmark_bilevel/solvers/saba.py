@@ -29,6 +29,12 @@ class Solver(FusedSolver):
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
     compiled_iteration = fused.saba_iteration
+    # The SAGA tables, loop-carried, are copied once per turn of the while
+    # loop: four iterations per turn share the copy. Compiled us/iteration
+    # (compile s), unroll 1 then 4, benchmarks/bilevel_speed.py, one thread,
+    # load 2.6-2.9 on 2 cores, 2026-11-30: simulated 20.0 (4) and 11.7 (12);
+    # datacleaning 66 (6) and 62 (20).
+    compiled_unroll = 4
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
