@@ -44,18 +44,6 @@ from solvers_common.inverse_problems import (
 )
 
 
-def median_time(function, device, repeats):
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def paired(measured, bare, device, repeats):
     """Median times of ``measured`` and ``bare``, alternated run by run."""
     measured(), bare()  # warm-up

@@ -41,11 +41,10 @@ should be otherwise idle: on a shared CPU the numbers mean little.
 """
 import argparse
 import statistics
-import time
 
 import torch
 
-from solvers_common.device import get_device, synchronize
+from solvers_common.device import get_device, median_time
 from solvers_common.lasso import lmbd_max
 from solvers_common.unrolled import (
     ALISTA,
@@ -70,20 +69,6 @@ TARGET_SPEEDUP = {"constrained": 1.5, "constrained_noise": 2.0,
 # bfloat16 matrix products at least this much faster than float32's for the
 # bfloat16 target to apply (issue 12).
 BF16_MATMUL_RATIO_NEEDED = 1.7
-
-
-def median_time(function, device, repeats, warmup=2):
-    """Median wall-clock seconds of ``function()`` over ``repeats`` runs."""
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) if times else None
 
 
 def report(name, value, unit, fmt=".3g"):

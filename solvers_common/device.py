@@ -5,6 +5,8 @@ variable ``LEARNOPT_DEVICE`` (for example ``cpu``, ``cuda``, ``cuda:1``), then
 CUDA when it is available and the CPU otherwise.
 """
 import os
+import statistics
+import time
 
 import torch
 
@@ -72,6 +74,23 @@ def synchronize(device):
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def median_time(function, device, repeats, warmup=2):
+    """Median wall-clock seconds of ``function()`` over ``repeats`` runs
+    (None when ``repeats`` is 0), after ``warmup`` untimed runs; the device
+    is synchronized around each timed run. For the speed scripts of
+    ``benchmarks/``."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) if times else None
 
 
 def callback_loop(callback, run_round, synchronize, n_rounds=None):
