@@ -141,9 +141,7 @@ def lasso_hypergradient(df):
     parts.append(f"ITD reaches {EXACT:g} at {_g(itd_time)} s")
     verdicts = dict(flat_or_grows=flat_or_grows, linear_after=linear,
                     truncation=truncations_hold, implicit=exact_and_cheap)
-    failed = [key for key, value in verdicts.items() if not value]
-    parts.append("all parts hold" if not failed else f"fails: {', '.join(failed)}")
-    return Finding("; ".join(parts), not failed)
+    return Finding.of_parts("; ".join(parts), verdicts)
 
 
 LASSO_CLAIM = Claim(
@@ -264,9 +262,7 @@ def saba_vs_soba(df):
                f"{gd_rate:.2g} for full-batch gradient descent")
     verdicts = dict(saba_linear=linear, saba_beats_soba=saba_beats_soba,
                     srba_as_fast=srba_as_fast)
-    failed = [key for key, value in verdicts.items() if not value]
-    numbers += "; all parts hold" if not failed else f"; fails: {', '.join(failed)}"
-    return Finding(numbers, not failed)
+    return Finding.of_parts(numbers, verdicts)
 
 
 SABA_CLAIM = Claim(

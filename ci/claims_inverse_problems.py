@@ -149,9 +149,7 @@ def glow_prox_descent(df):
     else:
         verdicts["more robust"] = False
         parts.append("no perturbed-iterate metric in the run")
-    failed = [key for key, value in verdicts.items() if not value]
-    parts.append("all parts hold" if not failed else f"fails: {', '.join(failed)}")
-    return Finding("; ".join(parts), not failed)
+    return Finding.of_parts("; ".join(parts), verdicts)
 
 
 PNP_CLAIM = Claim(

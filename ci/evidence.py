@@ -45,6 +45,15 @@ class Finding:
     numbers: str
     holds: Optional[bool]
 
+    @classmethod
+    def of_parts(cls, numbers, verdicts):
+        """A claim of several parts (``verdicts``: part name -> holds): it
+        holds when every part does; the numbers end with the parts that
+        fail."""
+        failed = [name for name, holds in verdicts.items() if not holds]
+        summary = "all parts hold" if not failed else f"fails: {', '.join(failed)}"
+        return cls(f"{numbers}; {summary}", not failed)
+
 
 class Missing(Exception):
     """The result file lacks what a measure reads (a solver, a dataset, a

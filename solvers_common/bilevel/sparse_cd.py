@@ -39,7 +39,7 @@ import numba
 import numpy as np
 import torch
 
-from .sparse_hypergradients import check_iterations, check_truncation
+from .sparse_hypergradients import InnerIterations, check_iterations, check_truncation
 
 # fastmath lets numba reassociate the sums of the dot products, which then
 # vectorize: an epoch on the 200 x 1,000 design is 4.6 times faster (a solve
@@ -158,7 +158,7 @@ def _numpy(tensor):
     return tensor.detach().cpu().numpy()
 
 
-class UnrolledCoordinateDescent:
+class UnrolledCoordinateDescent(InnerIterations):
     """Cyclic proximal coordinate descent on G(., lmbd) from theta0 (a
     constant for differentiation): the interface of
     :class:`~.sparse_hypergradients.UnrolledProximalGradient` (``run``,
@@ -209,15 +209,6 @@ class UnrolledCoordinateDescent:
             _cd_epochs(self.X, self.lipschitz, self.alpha, self._theta, self.residual,
                        n_iterations, self._signs, self.n_iterations)
         self.n_iterations += n_iterations
-        return self
-
-    def solve(self, tol, max_iter, check_every=10):
-        """Epochs until the relative duality gap is <= ``tol`` (checked every
-        ``check_every`` epochs) or ``max_iter`` epochs in all."""
-        while self.n_iterations < max_iter:
-            if self.problem.duality_gap(self.theta, self.lmbd)[0] <= tol:
-                break
-            self.run(min(check_every, max_iter - self.n_iterations))
         return self
 
     def forward_hypergradient(self):

@@ -57,7 +57,22 @@ def check_truncation(truncation, n_iterations):
                          f"{n_iterations}, got {truncation}.")
 
 
-class UnrolledProximalGradient:
+class InnerIterations:
+    """What the inner solvers (proximal gradient here, coordinate descent in
+    :mod:`.sparse_cd`) share: given ``run(n)``, ``theta``, ``n_iterations``,
+    ``problem`` and ``lmbd``, iterate to a duality gap."""
+
+    def solve(self, tol, max_iter, check_every=10):
+        """Iterate until the relative duality gap is <= ``tol`` (checked every
+        ``check_every`` iterations) or ``max_iter`` iterations in all."""
+        while self.n_iterations < max_iter:
+            if self.problem.duality_gap(self.theta, self.lmbd)[0] <= tol:
+                break
+            self.run(min(check_every, max_iter - self.n_iterations))
+        return self
+
+
+class UnrolledProximalGradient(InnerIterations):
     """ISTA on G(., lmbd) from theta0 (a constant for differentiation).
 
     ``forward``: also carry J_k = dtheta_k / dlmbd, shape (p, q), q = 1 or p
@@ -142,15 +157,6 @@ class UnrolledProximalGradient:
             jacobian = signs.abs()[:, None] * jacobian
             jacobian.diagonal().sub_(self.threshold * signs)
             self.jacobian = jacobian
-
-    def solve(self, tol, max_iter, check_every=10):
-        """Iterate until the relative duality gap is <= ``tol`` (checked every
-        ``check_every`` iterations) or ``max_iter`` iterations in all."""
-        while self.n_iterations < max_iter:
-            if self.problem.duality_gap(self.theta, self.lmbd)[0] <= tol:
-                break
-            self.run(min(check_every, max_iter - self.n_iterations))
-        return self
 
     # -- the hypergradients ----------------------------------------------------
     def forward_hypergradient(self):
