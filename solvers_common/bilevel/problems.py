@@ -461,7 +461,7 @@ class DataCleaningProblem(BilevelProblem):
     mini-batch of inner samples touches only its own entries of lmbd.
     """
 
-    sample_tensors = ("X_inner", "y_inner", "X_outer", "y_outer")
+    sample_tensors = ("X_inner", "y_inner", "X_outer", "y_outer", "Y_inner", "Y_outer")
     row_batches = True
 
     def __init__(self, X_inner, y_inner, X_outer, y_outer, n_classes,
@@ -473,6 +473,12 @@ class DataCleaningProblem(BilevelProblem):
         self.y_outer = torch.as_tensor(y_outer).long()
         self.n_classes, self.l2_regularization = int(n_classes), float(l2_regularization)
         self.n_inner_samples, self.n_outer_samples = len(self.y_inner), len(self.y_outer)
+        # The labels one-hot, as a table of the data's dtype: the residuals
+        # read it rather than comparing integer labels to each class, which
+        # a compiled iteration would redo inside every product's loop.
+        self.Y_inner, self.Y_outer = (
+            torch.nn.functional.one_hot(y, self.n_classes).to(self.X_inner.dtype)
+            for y in (self.y_inner, self.y_outer))
 
     @property
     def dtype(self):
@@ -498,10 +504,10 @@ class DataCleaningProblem(BilevelProblem):
         return batch_mean(self._cross_entropy(rows(self.X_outer, batch),
                                               rows(self.y_outer, batch), theta, batch), batch)
 
-    def _residuals(self, X, y, theta, batch=FULL_BATCH):
+    @staticmethod
+    def _residuals(X, one_hot, theta, batch=FULL_BATCH):
         # d CE / d logits = softmax(logits) - one_hot(y)
         # Out of place, so that autograd can differentiate through it (ITD).
-        one_hot = torch.nn.functional.one_hot(y, self.n_classes).to(X.dtype)
         return torch.softmax(rows_times(X, theta, batch), dim=1) - one_hot
 
     @staticmethod
@@ -519,13 +525,13 @@ class DataCleaningProblem(BilevelProblem):
     def inner_gradient(self, theta, lmbd, batch=FULL_BATCH):
         X = rows(self.X_inner, batch)
         weights = torch.sigmoid(rows(lmbd, batch))
-        residuals = self._residuals(X, rows(self.y_inner, batch), theta, batch)
+        residuals = self._residuals(X, rows(self.Y_inner, batch), theta, batch)
         return (row_average(X, weights[:, None] * residuals, batch)
                 + self.l2_regularization * theta)
 
     def outer_gradients(self, theta, lmbd, batch=FULL_BATCH):
         X = rows(self.X_outer, batch)
-        residuals = self._residuals(X, rows(self.y_outer, batch), theta, batch)
+        residuals = self._residuals(X, rows(self.Y_outer, batch), theta, batch)
         return row_average(X, residuals, batch), torch.zeros_like(lmbd)
 
     def inner_gradients(self, theta, lmbd, batch=FULL_BATCH):
@@ -562,7 +568,7 @@ class DataCleaningProblem(BilevelProblem):
     def inner_cross_vector(self, theta, lmbd, v, batch=FULL_BATCH):
         X = rows(self.X_inner, batch)
         weights = torch.sigmoid(rows(lmbd, batch))
-        residuals = self._residuals(X, rows(self.y_inner, batch), theta, batch)
+        residuals = self._residuals(X, rows(self.Y_inner, batch), theta, batch)
         # d sigmoid(l) / dl = sigmoid(l) (1 - sigmoid(l)).
         per_sample = (weights * (1 - weights) * (residuals * rows_times(X, v, batch)).sum(1)
                       * sample_weights(batch, X.shape[0]))
