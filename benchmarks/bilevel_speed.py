@@ -24,7 +24,7 @@ implementation), then ``run`` with a callback that reads the clock at each
 evaluation, after the solver's loop has synchronized the device. Time per
 iteration is the median over ``--repeats`` evaluation intervals of
 ``eval_freq`` (1024) iterations, divided by 1024 (MRBO: 128 iterations of
-12 mini-batches each). Implementations (the solvers' ``implementation``
+12 mini-batches each; SUSTAIN and TTSA: 128). Implementations (the solvers' ``implementation``
 parameter): ``oracles``, one iteration per Python call on the problem's
 oracles; ``compiled``, the iteration of ``solvers_common/bilevel/fused.py``
 through ``torch.compile`` (on the CPU a ``torch.while_loop`` over each
@@ -97,13 +97,13 @@ import torch
 BENCHMARK = Path(__file__).parents[1] / "benchmark_bilevel"
 SHARED_LIBSVM = Path(__file__).parents[2] / "shared" / "data" / "libsvm"
 EVAL_FREQ = 1024
-SOLVERS = ["soba", "saba", "srba", "fsla", "mrbo"]
+SOLVERS = ["soba", "saba", "srba", "fsla", "mrbo", "sustain", "ttsa"]
 PROBLEMS = ["quadratic", "simulated", "datacleaning"]
 # Accepted beside the defaults: the real data, whose files may be missing.
 EXTRA_PROBLEMS = ["ijcnn1"]
 # Fewer iterations per evaluation for the solvers with many oracle calls per
-# iteration (MRBO: 12 inner batches each).
-EVAL_FREQS = {"mrbo": 128}
+# iteration (MRBO: 12 inner batches each; SUSTAIN and TTSA up to 11).
+EVAL_FREQS = {"mrbo": 128, "sustain": 128, "ttsa": 128}
 # Steps that keep every solver finite on every problem over the measurement.
 STEPS = dict(step_size=0.01, outer_ratio=1.0)
 # The issue's targets on the CPU.

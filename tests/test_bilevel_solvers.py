@@ -289,7 +289,8 @@ def test_row_batch_oracles_are_the_slice_oracles(benchmark, dataset_name):
 COMPILED_DATASETS = {"quadratic": dict(batch_size=13), "breast_cancer": dict(batch_size=50),
                      "datacleaning": dict(batch_size=16)}
 COMPILED_SOLVERS = {"soba": {}, "saba": {}, "srba": {}, "fsla": {},
-                    "mrbo": dict(n_neumann_steps=3)}
+                    "mrbo": dict(n_neumann_steps=3), "sustain": dict(n_neumann_steps=4),
+                    "ttsa": dict(n_neumann_steps=4)}
 
 
 @pytest.mark.parametrize("dataset_name", sorted(COMPILED_DATASETS))

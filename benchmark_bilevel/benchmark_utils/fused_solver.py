@@ -108,7 +108,9 @@ class FusedSolver(SmoothBilevelSolver):
     def draw_block_ids(self, n_iterations):
         """Block numbers of the next ``n_iterations`` iterations, one row each:
         (n_iterations, inner batches per iteration) and the same for outer,
-        in the order the oracle path draws them."""
+        in the order the oracle path draws them (and, for a solver that
+        draws more per iteration, a table of those draws, row k passed to
+        the compiled iteration k after the block numbers)."""
         return tuple(sampler.sample_block_ids(n_iterations * per_iteration).reshape(
             n_iterations, per_iteration) for sampler, per_iteration in (
                 (self.inner_sampler, self.inner_batches_per_iteration),
@@ -122,7 +124,7 @@ class FusedSolver(SmoothBilevelSolver):
                 # The previous replay's outputs (the state) are this one's
                 # inputs: a new step of the CUDA graph tree.
                 torch.compiler.cudagraph_mark_step_begin()
-            inner_ids, outer_ids = self.draw_block_ids(self.chunk_length)
-            self.carry = self.chunk(self.data, self.hyper, self.carry, inner_ids, outer_ids)
+            self.carry = self.chunk(self.data, self.hyper, self.carry,
+                                    *self.draw_block_ids(self.chunk_length))
             self.iteration += self.chunk_length
         self.read_carry(self.carry)

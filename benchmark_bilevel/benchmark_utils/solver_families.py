@@ -1,6 +1,8 @@
 """Iterations that several papers share and differ only by one estimator:
 each solver file keeps its paper's algorithm box in its docstring and
 defines the estimator."""
+import torch
+
 from benchmark_utils.fused_solver import FusedSolver
 from benchmark_utils.smooth_solver import SmoothBilevelSolver
 from solvers_common.bilevel import (
@@ -72,6 +74,17 @@ class DoubleMomentumSolver(FusedSolver):
 
     def hypergradient_batches(self):
         raise NotImplementedError
+
+    def compiled_hyperparameters(self):
+        return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,
+                    momentum=self.momentum)
+
+    def initial_carry(self):
+        return (self.theta, self.lmbd, torch.zeros_like(self.theta),
+                torch.zeros_like(self.lmbd), self.previous, self.counter())
+
+    def read_carry(self, carry):
+        self.theta, self.lmbd = carry[:2]
 
     def hypergradient(self, theta, lmbd, batches):
         raise NotImplementedError

@@ -1,4 +1,3 @@
-import torch
 from benchmark_utils.solver_families import DoubleMomentumSolver
 
 from solvers_common.bilevel import draw_hypergradient_batches, fused, neumann_hypergradient
@@ -38,17 +37,6 @@ class Solver(DoubleMomentumSolver):
     def inner_batches_per_iteration(self):
         # The inner batch, the cross batch, one per Hessian-vector product.
         return 2 + self.n_neumann_steps
-
-    def compiled_hyperparameters(self):
-        return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,
-                    momentum=self.momentum)
-
-    def initial_carry(self):
-        return (self.theta, self.lmbd, torch.zeros_like(self.theta),
-                torch.zeros_like(self.lmbd), self.previous, self.counter())
-
-    def read_carry(self, carry):
-        self.theta, self.lmbd = carry[:2]
 
     def hypergradient_batches(self):
         return draw_hypergradient_batches(self.inner_sampler, self.outer_sampler,

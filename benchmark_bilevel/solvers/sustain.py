@@ -2,6 +2,7 @@ from benchmark_utils.solver_families import DoubleMomentumSolver
 
 from solvers_common.bilevel import (
     draw_hypergradient_batches,
+    fused,
     neumann_hypergradient,
     random_truncation_length,
 )
@@ -25,10 +26,28 @@ class Solver(DoubleMomentumSolver):
     eta = step_size, a_k = momentum / (k+1)^(2/3) (the paper's rates:
     steps ~ k^(-1/3), momentum ~ steps^2); reference defaults 0.1, 1,
     momentum 0.5, Q = n_neumann_steps = 10. The loop is
-    benchmark_utils/solver_families.py's DoubleMomentumSolver.
+    benchmark_utils/solver_families.py's DoubleMomentumSolver;
+    ``implementation`` "compiled": the same iterations,
+    ``fused.sustain_iteration``, compiled (benchmark_utils/fused_solver.py;
+    the p of each iteration drawn beforehand, and on the CPU only the p
+    drawn Hessian-vector products run).
     """
 
     name = "sustain"
+    parameters = {"implementation": ["auto"], **DoubleMomentumSolver.parameters}
+    compiled_iteration = fused.sustain_iteration
+    # Up to n_neumann_steps - 1 Hessian-vector products at two points per
+    # iteration: one iteration per turn of the while loop (as MRBO).
+    compiled_unroll = 1
+
+    def compiled_hyperparameters(self):
+        return dict(super().compiled_hyperparameters(),
+                    truncation_scale=self.n_neumann_steps * self.step_size)
+
+    def draw_block_ids(self, n_iterations):
+        return fused.draw_truncated_block_ids(self.inner_sampler, self.outer_sampler,
+                                              self.generator, self.n_neumann_steps,
+                                              n_iterations)
 
     def hypergradient_batches(self):
         n_products = random_truncation_length(self.n_neumann_steps, self.generator)

@@ -1,9 +1,9 @@
-from benchmark_utils.smooth_solver import SmoothBilevelSolver
+from benchmark_utils.fused_solver import FusedSolver
 
-from solvers_common.bilevel import StepSizeSchedule, neumann_random_truncation
+from solvers_common.bilevel import StepSizeSchedule, fused, neumann_random_truncation
 
 
-class Solver(SmoothBilevelSolver):
+class Solver(FusedSolver):
     """TTSA, Two-Timescale Stochastic Approximation (Hong, Wai, Wang and
     Yang, "A two-timescale stochastic algorithm framework for bilevel
     optimization: complexity analysis and application to actor-critic",
@@ -19,6 +19,10 @@ class Solver(SmoothBilevelSolver):
     (x^k, y^{k+1}), the inner update coming first (Algorithm 1). beta_k =
     step_size / (k + 1)^(2/5), alpha_k = step_size / outer_ratio /
     (k + 1)^(3/5) (Theorem 1's rates; reference defaults 0.1, 1, 10).
+    ``implementation`` "compiled": the same iterations,
+    ``fused.ttsa_iteration``, compiled (benchmark_utils/fused_solver.py; the
+    number of Hessian-vector products of each iteration drawn beforehand,
+    and on the CPU only those run).
     """
 
     name = "ttsa"
@@ -26,14 +30,32 @@ class Solver(SmoothBilevelSolver):
         "step_size": [0.1],
         "outer_ratio": [1.0],
         "n_neumann_steps": [10],
-        **SmoothBilevelSolver.common_parameters,
+        "implementation": ["auto"],
+        **FusedSolver.common_parameters,
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_neumann_steps")
     test_config = {"batch_size": 16, "eval_freq": 4, "n_neumann_steps": 2}
+    compiled_iteration = fused.ttsa_iteration
 
     def initialize(self):
         self.inner_step = StepSizeSchedule(self.step_size, 2 / 5)
         self.outer_step = StepSizeSchedule(self.step_size / self.outer_ratio, 3 / 5)
+        super().initialize()
+
+    def compiled_hyperparameters(self):
+        return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,
+                    truncation_scale=self.n_neumann_steps * self.step_size)
+
+    def initial_carry(self):
+        return self.theta, self.lmbd, self.counter()
+
+    def read_carry(self, carry):
+        self.theta, self.lmbd, _ = carry
+
+    def draw_block_ids(self, n_iterations):
+        return fused.draw_truncated_block_ids(self.inner_sampler, self.outer_sampler,
+                                              self.generator, self.n_neumann_steps,
+                                              n_iterations, cross_last=True)
 
     def step(self):
         problem, lmbd, k = self.problem, self.lmbd, self.iteration

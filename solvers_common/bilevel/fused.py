@@ -39,7 +39,11 @@ import torch
 from torch._higher_order_ops.while_loop import while_loop
 
 from .problems import FULL_BATCH, RowBatch
-from .stochastic_routines import HypergradientBatches, neumann_hypergradient
+from .stochastic_routines import (
+    HypergradientBatches,
+    neumann_hypergradient,
+    random_truncation_length,
+)
 
 # Iterations per turn of the compiled while loop (benchmarks/bilevel_speed.py
 # --unroll): more share the loop's own cost per turn, but the compilation
@@ -87,8 +91,12 @@ def make_data(problem, inner_sampler, outer_sampler):
 
 def block_batch(table, ids, position):
     """The RowBatch of block ``ids[position]`` (an index lookup, not a
-    number, so that a compiled loop does not read it back to the host)."""
-    block = ids[position:position + 1]
+    number, so that a compiled loop does not read it back to the host);
+    ``position`` a number or a 0-d integer tensor."""
+    if isinstance(position, torch.Tensor):
+        block = torch.index_select(ids, 0, position.reshape(1))
+    else:
+        block = ids[position:position + 1]
     return RowBatch(torch.index_select(table.index, 0, block)[0],
                     torch.index_select(table.weight, 0, block)[0])
 
@@ -230,46 +238,155 @@ def fsla_iteration(data, hyper, carry, inner_ids, outer_ids):
     return theta, v, lmbd - decayed(hyper["outer_step"], 0.5, t) * d, d, lmbd.clone(), t + 1
 
 
-# -- MRBO (Yang, Ji and Liang 2021) --------------------------------------------------
+# -- MRBO (Yang, Ji and Liang 2021) and SUSTAIN (Khanduri et al. 2021) -------------
+def double_momentum_iteration(data, hyper, carry, inner_batch, hypergradients):
+    """STORM estimates u of grad_theta G (on ``inner_batch``) and w of the
+    hypergradient, at the current and the previous point, and the step
+    (benchmark_utils/solver_families.py's DoubleMomentumSolver):
+    ``hypergradients(points)`` gives the hypergradient estimate at each
+    (theta, lmbd) of ``points`` on the same batches. Carry (theta, lmbd, u,
+    w, previous point, t)."""
+    theta, lmbd, u, w, previous, t = carry
+    problem = data.problem
+    weight = decayed(hyper["momentum"], 2 / 3, t)
+    u = storm(problem.inner_gradient(theta, lmbd, inner_batch), u,
+              problem.inner_gradient(*previous, inner_batch), weight, t)
+    current_value, previous_value = hypergradients([(theta, lmbd), previous])
+    w = storm(current_value, w, previous_value, weight, t)
+    # (copies: a while loop's carry may not hold one tensor twice)
+    return (theta - decayed(hyper["inner_step"], 1 / 3, t) * u,
+            lmbd - decayed(hyper["outer_step"], 1 / 3, t) * w, u, w,
+            (theta.clone(), lmbd.clone()), t + 1)
+
+
 def mrbo_iteration(data, hyper, carry, inner_ids, outer_ids):
     """One iteration of MRBO (Yang, Ji and Liang 2021, Algorithm 1): STORM
     estimates u of grad_theta G and w of the Neumann hypergradient, on the
     inner ids (inner batch, cross batch, Q Hessian batches) and the outer
     batch. Carry (theta, lmbd, u, w, previous point, t)."""
-    theta, lmbd, u, w, previous, t = carry
-    problem = data.problem
     inner = [block_batch(data.inner, inner_ids, position)
              for position in range(inner_ids.shape[0])]
     batches = HypergradientBatches(block_batch(data.outer, outer_ids, 0), inner[1], inner[2:])
-    step = hyper["inner_step"]
 
-    def hypergradient(theta, lmbd):
-        return neumann_hypergradient(problem, theta, lmbd, batches, step)
-    weight = decayed(hyper["momentum"], 2 / 3, t)
-    u = storm(problem.inner_gradient(theta, lmbd, inner[0]), u,
-              problem.inner_gradient(*previous, inner[0]), weight, t)
-    w = storm(hypergradient(theta, lmbd), w, hypergradient(*previous), weight, t)
-    # (copies: a while loop's carry may not hold one tensor twice)
-    return (theta - decayed(step, 1 / 3, t) * u,
-            lmbd - decayed(hyper["outer_step"], 1 / 3, t) * w, u, w,
-            (theta.clone(), lmbd.clone()), t + 1)
+    def hypergradients(points):
+        return [neumann_hypergradient(data.problem, theta, lmbd, batches, hyper["inner_step"])
+                for theta, lmbd in points]
+    return double_momentum_iteration(data, hyper, carry, inner[0], hypergradients)
+
+
+def random_truncation_products(data, points, vectors, inner_ids, length, step):
+    """prod_{q < length} (I - step d2_theta G_q(theta, lmbd)) b for each
+    (theta, lmbd) of ``points`` and b of ``vectors``, the Hessian on the
+    block ``inner_ids[2 + q]``, for a 0-d integer ``length`` drawn beforehand
+    (Ghadimi and Wang 2018, Algorithm 3, as
+    :func:`~.stochastic_routines.neumann_random_truncation`).
+
+    Every one of the ``len(inner_ids) - 2`` slots runs and the products
+    past ``length`` are discarded: twice the oracle path's Hessian-vector
+    products on average, but no data-dependent loop (CUDA graphs have none;
+    on the CPU a while loop nested in the compiled chunk's gave SUSTAIN
+    iterates off by 1e-3 from the eager ones with torch 2.14, TTSA's
+    right)."""
+    problem = data.problem
+    for q in range(inner_ids.shape[0] - 2):
+        batch = block_batch(data.inner, inner_ids, 2 + q)
+        vectors = [torch.where(q < length,
+                               v - step * problem.inner_hessian_vector(theta, lmbd, v, batch), v)
+                   for (theta, lmbd), v in zip(points, vectors)]
+    return vectors
+
+
+def truncated_hypergradients(data, hyper, points, inner_ids, outer_ids, length):
+    """grad_lmbd F_j - d2_(lmbd,theta) G_i' v with Ghadimi and Wang's v =
+    n_steps eta prod_{q < length} (I - eta d2_theta G_q) grad_theta F_j (eta
+    the inner step) at each (theta, lmbd) of ``points``: outer batch
+    ``outer_ids[0]``, cross batch ``inner_ids[1]``, Hessian batches from
+    ``inner_ids[2]`` on (SUSTAIN's and TTSA's hypergradient,
+    :func:`~.stochastic_routines.neumann_hypergradient` with
+    ``truncation_scale``)."""
+    problem = data.problem
+    outer, cross = block_batch(data.outer, outer_ids, 0), block_batch(data.inner, inner_ids, 1)
+    gradients = [problem.outer_gradients(theta, lmbd, outer) for theta, lmbd in points]
+    vectors = random_truncation_products(data, points, [grad_theta for grad_theta, _ in gradients],
+                                         inner_ids, length, hyper["inner_step"])
+    return [grad_lmbd - problem.inner_cross_vector(theta, lmbd, hyper["truncation_scale"] * v,
+                                                   cross)
+            for (theta, lmbd), (_, grad_lmbd), v in zip(points, gradients, vectors)]
+
+
+def sustain_iteration(data, hyper, carry, inner_ids, outer_ids, lengths):
+    """One iteration of SUSTAIN (Khanduri et al. 2021, Algorithm 1): as
+    MRBO's, with Ghadimi and Wang's hypergradient of ``lengths[0]``
+    Hessian-vector products, the same at both points. Inner ids: inner
+    batch, cross batch, Hessian batches (the oracle path's order)."""
+    def hypergradients(points):
+        return truncated_hypergradients(data, hyper, points, inner_ids, outer_ids, lengths[0])
+    return double_momentum_iteration(data, hyper, carry,
+                                     block_batch(data.inner, inner_ids, 0), hypergradients)
+
+
+# -- TTSA (Hong, Wai, Wang and Yang 2023) ---------------------------------------------
+def ttsa_iteration(data, hyper, carry, inner_ids, outer_ids, lengths):
+    """One iteration of TTSA (Hong et al. 2023, Algorithm 1): the inner SGD
+    step first, then the outer step with Ghadimi and Wang's hypergradient at
+    (theta_{k+1}, lmbd_k), beta_k = inner_step / (k+1)^(2/5), alpha_k =
+    outer_step / (k+1)^(3/5). Inner ids: inner batch, cross batch, Hessian
+    batches (the oracle path draws the cross batch last; the solver moves
+    it). Carry (theta, lmbd, t)."""
+    theta, lmbd, t = carry
+    problem = data.problem
+    theta = theta - decayed(hyper["inner_step"], 2 / 5, t) * problem.inner_gradient(
+        theta, lmbd, block_batch(data.inner, inner_ids, 0))
+    [hypergradient] = truncated_hypergradients(data, hyper, [(theta, lmbd)], inner_ids,
+                                               outer_ids, lengths[0])
+    return theta, lmbd - decayed(hyper["outer_step"], 3 / 5, t) * hypergradient, t + 1
+
+
+def draw_truncated_block_ids(inner_sampler, outer_sampler, generator, n_steps, n_iterations,
+                             cross_last=False):
+    """The draws of ``n_iterations`` iterations of SUSTAIN or TTSA, in the
+    oracle path's order: (inner block numbers (n_iterations, n_steps + 1):
+    inner batch, cross batch, then the Hessian batches; outer block numbers
+    (n_iterations, 1); numbers of Hessian-vector products (n_iterations, 1),
+    uniform in {0, ..., n_steps - 1}). ``cross_last``: the oracle path draws
+    the cross batch after the Hessian batches (TTSA), moved here to the
+    second column."""
+    lengths = torch.tensor([random_truncation_length(n_steps, generator)
+                            for _ in range(n_iterations)], device=generator.device)
+    n_inner = 2 * n_iterations + int(lengths.sum())
+    rows = ragged_rows(inner_sampler.sample_block_ids(n_inner), 2 + lengths, n_steps + 1)
+    if cross_last:
+        cross = rows.gather(1, (1 + lengths)[:, None])
+        rows = torch.cat([rows[:, :1], cross, rows[:, 1:-1]], dim=1)
+    return (rows, outer_sampler.sample_block_ids(n_iterations)[:, None], lengths[:, None])
+
+
+def ragged_rows(flat, lengths, width):
+    """Consecutive pieces of ``flat`` of the given ``lengths``, one per row,
+    padded with 0 (a valid block number, never read) to ``width``: the block
+    numbers of iterations that draw a random number of mini-batches."""
+    starts = torch.cumsum(lengths, 0) - lengths
+    columns = torch.arange(width, device=flat.device)
+    index = (starts[:, None] + columns).clamp(max=max(flat.numel() - 1, 0))
+    return torch.where(columns < lengths[:, None], flat[index], 0)
 
 
 # -- chunks of iterations ------------------------------------------------------------
-def python_loop_chunk(iteration, data, hyper, carry, inner_ids, outer_ids):
-    """len(inner_ids) iterations of ``iteration`` from ``carry``, in a
-    Python loop (unrolled when compiled); row k of the ids holds iteration
-    k's block numbers."""
-    for k in range(inner_ids.shape[0]):
-        carry = iteration(data, hyper, carry, inner_ids[k], outer_ids[k])
+def python_loop_chunk(iteration, data, hyper, carry, *draws):
+    """len(draws[0]) iterations of ``iteration`` from ``carry``, in a
+    Python loop (unrolled when compiled); row k of each table of ``draws``
+    (inner block numbers, outer block numbers, and any other draw) holds
+    iteration k's."""
+    for k in range(draws[0].shape[0]):
+        carry = iteration(data, hyper, carry, *(table[k] for table in draws))
     return carry
 
 
-def while_loop_chunk(iteration, unroll, data, hyper, carry, inner_ids, outer_ids):
+def while_loop_chunk(iteration, unroll, data, hyper, carry, *draws):
     """The same iterations in ``torch.while_loop``, whose body compiles once
     whatever the number of iterations, ``unroll`` iterations per turn (at
     most: the largest divisor of the chunk's length up to it)."""
-    n_iterations = inner_ids.shape[0]
+    n_iterations = draws[0].shape[0]
     unroll = max(u for u in range(1, unroll + 1) if n_iterations % u == 0)
 
     def condition(k, carry):
@@ -279,10 +396,9 @@ def while_loop_chunk(iteration, unroll, data, hyper, carry, inner_ids, outer_ids
         for offset in range(unroll):
             k_index = (k + offset).reshape(1)
             carry = iteration(data, hyper, carry,
-                              torch.index_select(inner_ids, 0, k_index)[0],
-                              torch.index_select(outer_ids, 0, k_index)[0])
+                              *(torch.index_select(table, 0, k_index)[0] for table in draws))
         return k + unroll, carry
-    start = torch.zeros((), dtype=torch.int64, device=inner_ids.device)
+    start = torch.zeros((), dtype=torch.int64, device=draws[0].device)
     return while_loop(condition, body, (start, carry))[1]
 
 
