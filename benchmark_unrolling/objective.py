@@ -52,7 +52,7 @@ import torch
 from benchopt import BaseObjective
 from torch import nn
 
-from solvers_common.device import to_cpu_float64
+from solvers_common.device import keep_freed_memory, to_cpu_float64
 from solvers_common.lasso import check_dictionary, lasso_objective, lmbd_max, solve_lasso
 from solvers_common.parameters import parse_extra_layers, parse_noise_levels
 from solvers_common.seeding import torch_generator
@@ -107,6 +107,10 @@ class Objective(BaseObjective):
         # a parameter.
         self.sigmas = parse_noise_levels(self.noise_levels)
         self.extra_depths = parse_extra_layers(self.extra_layers)
+        # Every solver of the run trains under the same allocator policy:
+        # freed CPU memory is reused rather than returned and faulted in
+        # again at the next step (see keep_freed_memory).
+        keep_freed_memory()
         self.D = torch.as_tensor(D, dtype=torch.float64)
         self.X_train = torch.as_tensor(X_train, dtype=torch.float64)
         self.X_test = torch.as_tensor(X_test, dtype=torch.float64)

@@ -6,8 +6,10 @@
 One line per measurement, ``name: value unit``; lines starting with ``#`` are
 notes. Every time is a median over ``--repeats`` runs (``3 x --repeats`` for
 the forward passes) after warm-up runs, with the device synchronized before
-each clock read; torch keeps its default number of threads. The machine
-should be otherwise idle: on a shared CPU the numbers mean little.
+each clock read; torch keeps its default number of threads; freed CPU
+memory is kept for reuse (``keep_freed_memory``, as benchmark_unrolling's
+objective sets it for every run). The machine should be otherwise idle: on
+a shared CPU the numbers mean little.
 
 - ``matmul_MxKxN``: speed of ``torch.matmul`` of an ``(M, K)`` by a ``(K, N)``
   matrix, at the shapes the networks and their training use.
@@ -44,7 +46,7 @@ import statistics
 
 import torch
 
-from solvers_common.device import get_device, median_time
+from solvers_common.device import get_device, keep_freed_memory, median_time
 from solvers_common.lasso import lmbd_max
 from solvers_common.unrolled import (
     ALISTA,
@@ -332,8 +334,11 @@ def main():
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; accepted: {list(SECTIONS)}")
     device = get_device(args.device)
+    # As benchmark_unrolling's objective does for every run.
+    kept = keep_freed_memory()
     print(f"# device {device}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads", flush=True)
+          f"{torch.get_num_threads()} threads, freed CPU memory kept for reuse: "
+          f"{'yes' if kept else 'no (not glibc)'}", flush=True)
     torch.manual_seed(0)
     for section, size in (("forward_small", SMALL), ("forward_authors", AUTHORS)):
         if section in sections:
