@@ -46,8 +46,15 @@ class RowBatch(NamedTuple):
 
 
 def rows(tensor, batch):
-    """The rows of ``tensor`` in ``batch``."""
-    return tensor[batch.index] if isinstance(batch, RowBatch) else tensor[batch]
+    """The rows of ``tensor`` in ``batch``; those of a matrix, for a
+    RowBatch, gathered once (:func:`materialized`: otherwise each product
+    that reads them recomputes the row lookup of every entry in its loop;
+    compiled SOBA on datacleaning 34 -> 30 us per iteration, MRBO 405 -> 263
+    us)."""
+    if isinstance(batch, RowBatch):
+        selected = tensor[batch.index]
+        return materialized(selected) if selected.dim() == 2 else selected
+    return tensor[batch]
 
 
 def batch_mean(values, batch):
@@ -84,8 +91,23 @@ def row_average(X, values, batch):
     if isinstance(batch, RowBatch):
         if values.dim() == 1:
             return X.T @ (batch.weight * values)
-        return (X[:, :, None] * (batch.weight[:, None] * values)[:, None, :]).sum(0)
+        weighted = materialized(batch.weight[:, None] * values)
+        return (X[:, :, None] * weighted[:, None, :]).sum(0)
     return X.T @ values / X.shape[0]
+
+
+def materialized(values):
+    """``values``, computed once into a buffer of its own when compiled.
+
+    Inductor inlines a pointwise result into every loop that reads it: in
+    the broadcast product of :func:`row_average`, the data-cleaning
+    problem's softmax residuals (a division, the one-hot labels, the sample
+    weights) were recomputed for each of the 65 features. An index_copy
+    into a new tensor is a scatter, which inductor runs once, in its own
+    loop: compiled SOBA on datacleaning went from 40 to 35 us per iteration
+    (one thread, 2026-11-30). In eager mode it is one small copy."""
+    rows = torch.arange(values.shape[0], device=values.device)
+    return torch.zeros_like(values).index_copy(0, rows, values)
 
 
 class BilevelProblem:
