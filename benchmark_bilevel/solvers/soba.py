@@ -34,6 +34,12 @@ class Solver(FusedSolver):
     step_size_parameters = ("step_size", "outer_ratio")
     test_config = {"batch_size": 16, "eval_freq": 4}
     compiled_iteration = fused.soba_iteration
+    # Four iterations per turn of the compiled while loop share its
+    # allocations and tensor handles, most of an iteration's time on the
+    # logistic problem: 5.6-7.0 -> 4.6-4.7 us there, datacleaning and
+    # quadratic unchanged (31-32 and 23 us), compile 8-13 s (one thread,
+    # 2026-11-30; FSLA and SRBA gain little and lose on datacleaning).
+    compiled_unroll = 4
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
