@@ -15,7 +15,8 @@ closed-form oracles, so that a chunk of iterations can be handed to
   table row is padded with a repeated row of weight 0 and every batch has
   the same shape; the block numbers of a chunk are drawn beforehand
   (:meth:`MinibatchSampler.sample_block_ids`), the same sequence as the
-  oracle path's;
+  oracle path's; so are SUSTAIN's and TTSA's random numbers of
+  Hessian-vector products (:func:`draw_truncated_block_ids`);
 - step sizes, momentum weights and the iteration counter are 0-d tensors,
   so that a grid of step sizes or a decreasing schedule triggers no
   recompilation.
