@@ -29,14 +29,15 @@ class Solver(DoubleMomentumSolver):
     benchmark_utils/solver_families.py's DoubleMomentumSolver;
     ``implementation`` "compiled": the same iterations,
     ``fused.sustain_iteration``, compiled (benchmark_utils/fused_solver.py;
-    the p of each iteration drawn beforehand, and on the CPU only the p
-    drawn Hessian-vector products run).
+    the p of each iteration drawn beforehand; all Q - 1 products run and
+    those past p are discarded, twice the oracle path's products on
+    average).
     """
 
     name = "sustain"
     parameters = {"implementation": ["auto"], **DoubleMomentumSolver.parameters}
     compiled_iteration = fused.sustain_iteration
-    # Up to n_neumann_steps - 1 Hessian-vector products at two points per
+    # n_neumann_steps - 1 Hessian-vector products at two points per
     # iteration: one iteration per turn of the while loop (as MRBO).
     compiled_unroll = 1
 

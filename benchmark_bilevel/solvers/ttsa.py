@@ -21,8 +21,8 @@ class Solver(FusedSolver):
     (k + 1)^(3/5) (Theorem 1's rates; reference defaults 0.1, 1, 10).
     ``implementation`` "compiled": the same iterations,
     ``fused.ttsa_iteration``, compiled (benchmark_utils/fused_solver.py; the
-    number of Hessian-vector products of each iteration drawn beforehand,
-    and on the CPU only those run).
+    number of Hessian-vector products of each iteration drawn beforehand;
+    all n_neumann_steps - 1 run and those past it are discarded).
     """
 
     name = "ttsa"

@@ -40,11 +40,7 @@ import torch
 from torch._higher_order_ops.while_loop import while_loop
 
 from .problems import FULL_BATCH, RowBatch
-from .stochastic_routines import (
-    HypergradientBatches,
-    neumann_hypergradient,
-    random_truncation_length,
-)
+from .stochastic_routines import HypergradientBatches, neumann_hypergradient
 
 # Iterations per turn of the compiled while loop (benchmarks/bilevel_speed.py
 # --unroll): more share the loop's own cost per turn, but the compilation
@@ -351,9 +347,12 @@ def draw_truncated_block_ids(inner_sampler, outer_sampler, generator, n_steps, n
     (n_iterations, 1); numbers of Hessian-vector products (n_iterations, 1),
     uniform in {0, ..., n_steps - 1}). ``cross_last``: the oracle path draws
     the cross batch after the Hessian batches (TTSA), moved here to the
-    second column."""
-    lengths = torch.tensor([random_truncation_length(n_steps, generator)
-                            for _ in range(n_iterations)], device=generator.device)
+    second column. The numbers of products come from one draw of
+    ``n_iterations`` integers: on the CPU the sequence of as many calls of
+    :func:`~.stochastic_routines.random_truncation_length` (the tests check
+    it), on CUDA a sequence of the same law."""
+    lengths = torch.randint(n_steps, (n_iterations,), generator=generator,
+                            device=generator.device)
     n_inner = 2 * n_iterations + int(lengths.sum())
     rows = ragged_rows(inner_sampler.sample_block_ids(n_inner), 2 + lengths, n_steps + 1)
     if cross_last:
