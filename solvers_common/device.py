@@ -92,8 +92,9 @@ def keep_freed_memory():
     and is unmapped when freed. A training step of the unrolled networks at
     Hadou et al.'s size frees and re-allocates such blocks every step (the
     stacked weight gradients, 50 and 60 MB): with this policy the
-    constrained LISTA trains at 1,355 to 1,396 signals/s instead of 1,192
-    to 1,302 (2 cores, benchmarks/unrolling_speed.py, 2026-11-30).
+    constrained LISTA trains at 1,355 to 1,402 signals/s (7 runs of
+    benchmarks/unrolling_speed.py) instead of 1,190 to 1,302 (the same
+    training loop without it; 2 cores, 2026-11-30).
 
     Process-wide and permanent: the process keeps the peak of its CPU
     memory instead of returning freed memory to the system. Returns True
