@@ -1,6 +1,8 @@
 """Tiny benchopt runs shared by the tests of the site and of the parallel
 backends: each runs once per pytest session, in a subprocess with the
-environment's ``benchopt``, and returns its result file."""
+environment's ``benchopt``, and returns its result file. Also
+:func:`run_with_default_limits`, one run in this process as ``benchopt
+run`` drives it."""
 import atexit
 import os
 import shutil
@@ -31,6 +33,8 @@ TINY = {
     ]),
 }
 TIMEOUT = 300  # seconds, for one benchopt run on loaded shared cores
+# benchopt's defaults for `benchopt run`.
+DEFAULT_MAX_RUNS, DEFAULT_TIMEOUT = 100, 100
 
 _done = {}  # name: result file
 _running = {}  # name: (command, result file, process, deadline)
@@ -113,3 +117,22 @@ def _clean_up():
     _stop_running()
     if _folder is not None:
         shutil.rmtree(_folder, ignore_errors=True)
+
+
+def run_with_default_limits(objective, solver, after_warm_up=None):
+    """Run ``solver`` (its objective already set) as ``benchopt run`` does
+    with its default ``--max-runs 100 --timeout 100``: warm-up, then the
+    timed run with benchopt's callback. ``after_warm_up()`` is called
+    between the two. Returns (curve, status)."""
+    from benchopt.callback import _Callback
+
+    criterion = solver._stopping_criterion.get_runner_instance(
+        solver=solver, max_runs=DEFAULT_MAX_RUNS, timeout=DEFAULT_TIMEOUT)
+    solver._warm_up()
+    if after_warm_up is not None:
+        after_warm_up()
+    callback = _Callback(objective, solver, {}, criterion)
+    callback.start()
+    solver.run(callback)
+    curve, status, _ = callback.get_results()
+    return curve, status

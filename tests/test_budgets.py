@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 from benchopt.benchmark import Benchmark
-from benchopt.callback import _Callback
 from benchopt.utils.run_context import RunContext
+from benchopt_runs import run_with_default_limits
 
 ROOT = Path(__file__).parents[1]
-# benchopt's defaults for `benchopt run`.
-DEFAULT_MAX_RUNS, DEFAULT_TIMEOUT = 100, 100
 
 SETUPS = {
     "benchmark_unrolling": (
@@ -67,13 +65,7 @@ def test_default_budget_ends_the_run(benchmarks, name, solver_name):
         if not skip or name != "benchmark_bilevel":
             break
     assert not skip, reason
-    criterion = solver._stopping_criterion.get_runner_instance(
-        solver=solver, max_runs=DEFAULT_MAX_RUNS, timeout=DEFAULT_TIMEOUT)
-    solver._warm_up()
-    callback = _Callback(objective, solver, {}, criterion)
-    callback.start()
-    solver.run(callback)
-    curve, status, _ = callback.get_results()
+    curve, status = run_with_default_limits(objective, solver)
     assert status == "done", (solver_name, status, len(curve))
     if name == "benchmark_bilevel":
         # The budget, rounded up to whole rounds, is spent and scored last.

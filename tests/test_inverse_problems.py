@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 from benchopt.benchmark import Benchmark
-from benchopt.callback import _Callback
 from benchopt.utils.run_context import RunContext
+from benchopt_runs import run_with_default_limits
 
 from solvers_common.data.restoration import load_restoration_images
 from solvers_common.inverse_problems import (
@@ -225,8 +225,6 @@ def test_offline_sources_and_missing_files(tmp_path, monkeypatch):
 
 # -- Budgets (issue 17): every trained solver stops on its own ---------------
 BENCHMARK = Path(__file__).parents[1] / "benchmark_inverse_problems"
-# benchopt's defaults for `benchopt run`.
-DEFAULT_MAX_RUNS, DEFAULT_TIMEOUT = 100, 100
 
 
 def trained_solver_names():
@@ -251,8 +249,6 @@ def test_default_budget_ends_the_run(solver_name):
     RunContext().set_run_context(objective, dataset, solver, repetition=0, base_seed=0)
     skip, reason = solver._set_objective(objective)
     assert not skip, reason
-    criterion = solver._stopping_criterion.get_runner_instance(
-        solver=solver, max_runs=DEFAULT_MAX_RUNS, timeout=DEFAULT_TIMEOUT)
     steps = []  # the training steps of each round of the run
     build = solver.build
 
@@ -262,12 +258,7 @@ def test_default_budget_ends_the_run(solver_name):
         solver.trainer.train = lambda n_steps: (steps.append(n_steps), train(n_steps))[1]
 
     solver.build = counting_build
-    solver._warm_up()
-    steps.clear()
-    callback = _Callback(objective, solver, {}, criterion)
-    callback.start()
-    solver.run(callback)
-    curve, status, _ = callback.get_results()
+    curve, status = run_with_default_limits(objective, solver, after_warm_up=steps.clear)
     assert status == "done", (solver_name, status, len(curve))
     assert sum(steps) == solver.epochs * solver.trainer.steps_per_epoch, (steps, solver.epochs)
     assert math.isfinite(curve[-1]["objective_psnr"]), curve[-1]

@@ -38,6 +38,19 @@ def _loss(network, X, target, stats=None):
     return 0.5 * ((z - target) ** 2).sum()
 
 
+def central_difference(loss, parameter, index, eps=1e-6):
+    """(loss(p + eps) - loss(p - eps)) / (2 eps) in the entry ``index`` of
+    ``parameter``, which is left as it was."""
+    with torch.no_grad():
+        value = parameter[index].item()
+        parameter[index] = value + eps
+        plus = loss()
+        parameter[index] = value - eps
+        minus = loss()
+        parameter[index] = value
+    return (plus - minus) / (2 * eps)
+
+
 def test_implicit_gradient_matches_finite_differences(contractive_network):
     network, X, target = contractive_network
     # The fixed point is reached to 1e-12: z = f(z) up to rounding.
@@ -50,18 +63,11 @@ def test_implicit_gradient_matches_finite_differences(contractive_network):
     stats = {}
     _loss(network, X, target, stats).backward()
     assert stats["backward_change"] <= 1e-14 and stats["backward_iterations"] > 10
-    eps = 1e-6
     for name, parameter in network.named_parameters():
         for index in [(0,) * parameter.dim(), tuple(s - 1 for s in parameter.shape),
                       tuple(s // 2 for s in parameter.shape)]:
-            with torch.no_grad():
-                value = parameter[index].item()
-                parameter[index] = value + eps
-                plus = _loss(network, X, target).item()
-                parameter[index] = value - eps
-                minus = _loss(network, X, target).item()
-                parameter[index] = value
-            finite_difference = (plus - minus) / (2 * eps)
+            finite_difference = central_difference(
+                lambda: _loss(network, X, target).item(), parameter, index)
             assert parameter.grad[index].item() == pytest.approx(
                 finite_difference, rel=1e-6, abs=1e-8), (name, index)
 
@@ -144,18 +150,12 @@ def test_cg_backward_matches_finite_differences_and_the_fixed_point_backward(
     _loss(network, X, target).backward()
     for name, parameter in network.named_parameters():
         torch.testing.assert_close(cg[name], parameter.grad, rtol=1e-9, atol=1e-12)
-    eps = 1e-6
     for name, parameter in network.named_parameters():
         for index in [(0,) * parameter.dim(), tuple(s - 1 for s in parameter.shape)]:
-            with torch.no_grad():
-                value = parameter[index].item()
-                parameter[index] = value + eps
-                plus = _cg_loss(network, X, target).item()
-                parameter[index] = value - eps
-                minus = _cg_loss(network, X, target).item()
-                parameter[index] = value
+            finite_difference = central_difference(
+                lambda: _cg_loss(network, X, target).item(), parameter, index)
             assert cg[name][index].item() == pytest.approx(
-                (plus - minus) / (2 * eps), rel=1e-6, abs=1e-8), (name, index)
+                finite_difference, rel=1e-6, abs=1e-8), (name, index)
 
 
 def test_cg_solves_a_system_that_the_fixed_point_iterations_do_not():

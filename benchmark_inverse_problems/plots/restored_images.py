@@ -3,14 +3,7 @@ import textwrap
 import numpy as np
 from benchopt import BasePlot
 
-
-def _final_results(df):
-    """The first stored ``final_results`` of ``df`` (the end of a run), or
-    None."""
-    if "final_results" not in df:
-        return None
-    stored = df["final_results"].dropna()
-    return stored.iloc[0] if len(stored) else None
+from solvers_common.results import final_results
 
 
 class Plot(BasePlot):
@@ -26,7 +19,7 @@ class Plot(BasePlot):
     def _results(self, df, dataset, objective, solver):
         df = df.query("dataset_name == @dataset and objective_name == @objective "
                       "and solver_name == @solver")
-        return _final_results(df.sort_values("idx_rep"))
+        return final_results(df.sort_values("idx_rep"))
 
     def plot(self, df, dataset, objective, solver):
         results = self._results(df, dataset, objective, solver)

@@ -2,14 +2,7 @@ import numpy as np
 from benchmark_utils.plotting import legend_labels, model_name, transformer_objectives
 from benchopt import BasePlot
 
-
-def _final_results(df):
-    """The first stored ``final_results`` of ``df`` (the end of a run), or
-    None."""
-    if "final_results" not in df:
-        return None
-    stored = df["final_results"].dropna()
-    return stored.iloc[0] if len(stored) else None
+from solvers_common.results import final_results
 
 
 class Plot(BasePlot):
@@ -26,7 +19,7 @@ class Plot(BasePlot):
     def plot(self, df, dataset, objective, solver):
         df = df.query("dataset_name == @dataset and objective_name == @objective "
                       "and solver_name == @solver")
-        results = _final_results(df.sort_values("idx_rep"))
+        results = final_results(df.sort_values("idx_rep"))
         if results is None:
             return []
         images, attention = np.asarray(results["images"]), np.asarray(results["attention"])
@@ -43,7 +36,7 @@ class Plot(BasePlot):
         return items
 
     def get_metadata(self, df, dataset, objective, solver):
-        results = _final_results(df.query(
+        results = final_results(df.query(
             "dataset_name == @dataset and objective_name == @objective "
             "and solver_name == @solver"))
         heads = 0 if results is None else np.asarray(results["attention"]).shape[1]
