@@ -26,6 +26,7 @@ import torch
 from benchopt import BaseObjective
 
 from solvers_common.bilevel import QuadraticProblem, ValueFunction
+from solvers_common.small_block_allocator import install_small_block_allocator
 
 
 class Objective(BaseObjective):
@@ -56,6 +57,11 @@ class Objective(BaseObjective):
         # barrier made evaluations 100 times slower (15 s instead of 0.15 s
         # on datacleaning).
         torch.set_num_threads(1)
+        # Every solver of the run, eager or compiled, under the same CPU
+        # allocator: the mini-batch iterations allocate tens of small blocks
+        # each, which torch's default allocator serves slowly (see
+        # small_block_allocator).
+        install_small_block_allocator()
         self.problem = problem.to(device="cpu", dtype=torch.float64)
         self.value_function = ValueFunction(self.problem,
                                             inner_tol=self.problem.reference_inner_tol,

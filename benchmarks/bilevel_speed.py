@@ -422,10 +422,14 @@ def main():
     sys.path.insert(0, str(BENCHMARK))
     from benchopt.benchmark import Benchmark
     benchmark = Benchmark(BENCHMARK)
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s) after the "
-          f"objective's set_data, eval_freq {EVAL_FREQ}, median of {arguments.repeats} "
-          f"intervals; targets: compiled within {RATIO_TO_SOBA_TARGET:.0f}x of SOBA, "
-          f"compile <= {COMPILE_TARGET_S:.0f} s, datacleaning compiled >= "
+    from solvers_common.small_block_allocator import install_small_block_allocator
+    # (the objective installs it in set_data: every solver is timed under it)
+    allocator = "small-block allocator" if install_small_block_allocator() else "default allocator"
+    print(f"# torch {torch.__version__} ({allocator} on the CPU), {torch.get_num_threads()} "
+          f"thread(s) after the objective's set_data, eval_freq {EVAL_FREQ}, median of "
+          f"{arguments.repeats} intervals; targets: compiled within "
+          f"{RATIO_TO_SOBA_TARGET:.0f}x of SOBA, compile <= {COMPILE_TARGET_S:.0f} s, "
+          f"datacleaning compiled >= "
           f"{DATACLEANING_SPEEDUP_TARGET:.0f}x faster than eager"
           f"{'' if reference is None else ', compiled SOBA <= the JAX reference SOBA'}")
     if reference is None:
