@@ -42,7 +42,11 @@ compilation also that of the compiler processes it ran): on a machine shared
 with other jobs the wall clock also counts the time the process waited for a
 core, which the CPU time leaves out. ``load_average`` is the machine's
 1-minute load when the measurements end.
-torch runs on one thread, as the benchmark's objective sets it.
+torch runs on one thread, as the benchmark's objective sets it, and with the
+objective's allocator of small CPU blocks
+(``solvers_common.small_block_allocator``; the header line says whether it
+is installed): every solver, eager or
+compiled, is timed under it.
 
 The JAX reference (``--reference PATH``, default: the environment variable
 BILEVEL_REFERENCE; a checkout of benchopt/benchmark_bilevel, the code of

@@ -36,9 +36,10 @@ class Solver(FusedSolver):
     compiled_iteration = fused.soba_iteration
     # Four iterations per turn of the compiled while loop share its
     # allocations and tensor handles, most of an iteration's time on the
-    # logistic problem: 5.6-7.0 -> 4.6-4.7 us there, datacleaning and
-    # quadratic unchanged (31-32 and 23 us), compile 8-13 s (one thread,
-    # 2026-11-30; FSLA and SRBA gain little and lose on datacleaning).
+    # logistic problem: 4.3 (unroll 1), 3.9 (2), 3.0-3.1 (4), 3.2 us (8);
+    # datacleaning and quadratic unchanged (25 and 19 us), compile 4-13 s
+    # (one thread, small-block allocator, 2026-11-30; FSLA and SRBA gain
+    # nothing from unroll 2 and FSLA loses on datacleaning, 36 -> 81 us).
     compiled_unroll = 4
 
     def initialize(self):
