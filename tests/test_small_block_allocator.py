@@ -2,6 +2,7 @@
 installed as torch's CPU allocator, blocks that never overlap while alive,
 values kept, freed blocks reused, large blocks left to torch's allocator,
 threads and a forked child."""
+import logging
 import multiprocessing
 import shutil
 import sys
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from solvers_common import small_block_allocator
 from solvers_common.small_block_allocator import install_small_block_allocator, serves
 
 pytestmark = pytest.mark.skipif(
@@ -113,3 +115,18 @@ def test_a_forked_child_allocates():
     child.join(timeout=60)
     assert child.exitcode == 0
     assert result == (True, 4950.0)
+
+
+def test_a_failed_build_is_one_log_line_and_torch_keeps_its_allocator(
+        tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("LEARNOPT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")  # a compiler that fails
+    with pytest.raises(RuntimeError, match="false failed on small_block_allocator.cpp"):
+        small_block_allocator._build()
+    assert not list(tmp_path.iterdir())  # no half-written library left
+    monkeypatch.setattr(small_block_allocator, "_library", None)
+    with caplog.at_level(logging.WARNING, logger="learnopt.allocator"):
+        assert not install_small_block_allocator()
+    assert [record.getMessage() for record in caplog.records] == [
+        "small-block CPU allocator not installed: false failed on "
+        "small_block_allocator.cpp: no output"]

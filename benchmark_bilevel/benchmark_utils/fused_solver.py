@@ -10,10 +10,10 @@ from solvers_common.bilevel import fused
 
 IMPLEMENTATIONS = ("auto", "oracles", "compiled")
 # "auto" compiles when the budget has at least this many iterations: the
-# compilation (5 to 29 s of CPU time per solver and problem, untimed but part
-# of the run's wall clock) then costs less than the time it saves (40 to
-# 1,000 us per iteration on one CPU core; benchmarks/bilevel_speed.py,
-# 2026-11-30).
+# compilation (3 to 29 s of CPU time per solver and problem, untimed but part
+# of the run's wall clock) then costs less than the time it saves (23 to 790
+# us per iteration on one CPU core: break-even between 35,000 and 300,000
+# iterations; benchmarks/bilevel_speed.py, 2026-11-30).
 AUTO_COMPILE_MIN_ITERATIONS = 500_000
 # Iterations per call of an unrolled chunk on CUDA: a CUDA graph records
 # every iteration, so its compilation grows with the chunk, while the fixed
