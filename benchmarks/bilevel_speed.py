@@ -45,8 +45,8 @@ core, which the CPU time leaves out. ``load_average`` is the machine's
 torch runs on one thread, as the benchmark's objective sets it, and with the
 objective's allocator of small CPU blocks
 (``solvers_common.small_block_allocator``; the header line says whether it
-is installed): every solver, eager or
-compiled, is timed under it.
+is installed): every solver, eager or compiled, is timed under it
+(``LEARNOPT_SMALL_BLOCK_ALLOCATOR=0``: under torch's allocator).
 
 The JAX reference (``--reference PATH``, default: the environment variable
 BILEVEL_REFERENCE; a checkout of benchopt/benchmark_bilevel, the code of

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 SOURCE = Path(__file__).with_name("small_block_allocator.cpp")
+OPT_OUT_VARIABLE = "LEARNOPT_SMALL_BLOCK_ALLOCATOR"
 
 logger = logging.getLogger("learnopt.allocator")
 _library = None
@@ -40,11 +41,17 @@ _library = None
 def install_small_block_allocator():
     """Install the allocator (compiling it the first time); True when it is
     torch's CPU allocator, False with one log line when it cannot be
-    (another system than Linux, no C++ compiler, a failed build)."""
+    (another system than Linux, no C++ compiler, a failed build), and False
+    without building anything when the environment variable
+    ``LEARNOPT_SMALL_BLOCK_ALLOCATOR`` is ``0`` (torch's own allocator, e.g.
+    to compare with it, or for torch's memory profiler)."""
     global _library
+    if _library is None and os.environ.get(OPT_OUT_VARIABLE) == "0":
+        return False
     if _library is None:
         try:
             _library = ctypes.CDLL(str(_build()))
+            _library.small_block_allocator_owns.argtypes = [ctypes.c_void_p]
         except (OSError, RuntimeError) as error:
             logger.warning("small-block CPU allocator not installed: %s", error)
             _library = False
@@ -57,9 +64,7 @@ def serves(tensor):
     """Whether ``tensor``'s memory comes from the small-block allocator."""
     if not _library:
         return False
-    owns = _library.small_block_allocator_owns
-    owns.argtypes = [ctypes.c_void_p]
-    return bool(owns(tensor.data_ptr()))
+    return bool(_library.small_block_allocator_owns(tensor.data_ptr()))
 
 
 def _build():

@@ -4,7 +4,9 @@ values kept, freed blocks reused, large blocks left to torch's allocator,
 threads and a forked child."""
 import logging
 import multiprocessing
+import os
 import shutil
+import subprocess
 import sys
 import threading
 
@@ -130,3 +132,15 @@ def test_a_failed_build_is_one_log_line_and_torch_keeps_its_allocator(
     assert [record.getMessage() for record in caplog.records] == [
         "small-block CPU allocator not installed: false failed on "
         "small_block_allocator.cpp: no output"]
+
+
+def test_the_opt_out_variable_keeps_torch_allocator():
+    code = ("import torch\n"
+            "from solvers_common.small_block_allocator import "
+            "install_small_block_allocator, serves\n"
+            "print(install_small_block_allocator(), serves(torch.empty(16)))")
+    for value, expected in (("0", "False False"), ("1", "True True")):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env={**os.environ, "LEARNOPT_SMALL_BLOCK_ALLOCATOR": value},
+                                timeout=120)
+        assert result.stdout.split("\n")[-2] == expected, result.stderr
