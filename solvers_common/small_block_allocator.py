@@ -90,12 +90,15 @@ def _build():
                f"-D_GLIBCXX_USE_CXX11_ABI={abi}", f"-I{torch_dir / 'include'}", str(SOURCE),
                f"-L{torch_dir / 'lib'}", "-lc10", f"-Wl,-rpath,{torch_dir / 'lib'}",
                "-o", partial]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        os.unlink(partial)
-        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"{' '.join(command[:1])} failed on {SOURCE.name}: {last_line}")
-    os.replace(partial, target)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"{compiler} failed on {SOURCE.name}: {last_line}")
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
     return target
 
 

@@ -132,6 +132,10 @@ def test_a_failed_build_is_one_log_line_and_torch_keeps_its_allocator(
     assert [record.getMessage() for record in caplog.records] == [
         "small-block CPU allocator not installed: false failed on "
         "small_block_allocator.cpp: no output"]
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(OSError):
+        small_block_allocator._build()
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_opt_out_variable_keeps_torch_allocator():
