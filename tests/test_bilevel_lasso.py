@@ -519,6 +519,44 @@ def test_each_solver_decreases_the_validation_loss(benchmark, name, parameters):
         assert all(b <= a + 1e-9 for a, b in zip(values, values[1:])), values
 
 
+def test_black_box_ranges_relative_to_lmbd_max(benchmark):
+    """With relative_to_lmbd_max the candidates are offsets from log
+    lmbd_max: the grid's top point gives theta* = 0, its next one does not;
+    random candidates stay in the shifted range; on a problem without
+    lmbd_max the solvers are skipped, with the reason."""
+    objective = make_objective(benchmark, **TINY)
+    log_lmbd_max = objective.problem.lmbd_max()
+    assert log_lmbd_max > 0.5  # lasso_simulated is not standardized: [-9.2, 0] would miss it
+    grid, _ = make_solver(benchmark, objective, "grid_search", dtype="float64", grid_size=3,
+                          lmbd_min=-1.0, lmbd_max=0.0, relative_to_lmbd_max=True)
+    grid.theta, grid.lmbd = grid.problem.initial_point()
+    grid.initialize()
+    assert grid.grid == pytest.approx([log_lmbd_max - 1, log_lmbd_max - 0.5, log_lmbd_max])
+    top = grid.problem.solve_inner(grid.candidate(2), tol=1e-12)
+    below = grid.problem.solve_inner(grid.candidate(1), tol=1e-12)
+    assert float(top.abs().max()) == 0.0 and float(below.abs().max()) > 0.0
+    absolute, _ = make_solver(benchmark, objective, "grid_search", dtype="float64",
+                              grid_size=3, lmbd_min=-1.0, lmbd_max=0.0)
+    absolute.theta, absolute.lmbd = absolute.problem.initial_point()
+    absolute.initialize()
+    assert absolute.grid == [-1.0, -0.5, 0.0]
+    search, _ = make_solver(benchmark, objective, "random_search", dtype="float64",
+                            lmbd_min=-2.0, lmbd_max=-1.0, relative_to_lmbd_max=True)
+    search.theta, search.lmbd = search.problem.initial_point()
+    search.generator = torch.Generator().manual_seed(0)
+    candidates = torch.stack([search.candidate(k) for k in range(50)])
+    assert float(candidates.min()) >= log_lmbd_max - 2 and float(candidates.max()) <= (
+        log_lmbd_max - 1)
+    smooth = next(d for d in benchmark.get_datasets() if d.name == "breast_cancer")
+    smooth_objective = make_objective(benchmark, dataset=smooth.name)
+    for name in ("grid_search", "random_search"):
+        _, (skip, reason) = make_solver(benchmark, smooth_objective, name,
+                                        relative_to_lmbd_max=True)
+        assert skip and "relative_to_lmbd_max" in reason
+        _, (skip, _) = make_solver(benchmark, smooth_objective, name)
+        assert not skip
+
+
 def test_the_study_evaluates_after_every_round(benchmark):
     study = make_objective(benchmark, study_lmbd_ratio=0.1, **TINY)
     solver, _ = make_solver(benchmark, study, "implicit", dtype="float64")

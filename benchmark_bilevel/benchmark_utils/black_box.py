@@ -10,14 +10,30 @@ class BlackBoxSolver(BilevelSolver):
     Newton-CG to ``inner_tolerance`` (warm-started from the previous
     candidate's solution), or on l1-regularized problems by the problem's
     own solver to a relative duality gap ``inner_tolerance``. Skipped in the
-    hypergradient study (they have no hypergradient to report)."""
+    hypergradient study (they have no hypergradient to report).
+
+    The candidates lie in [lmbd_min, lmbd_max] (log regularizations); with
+    ``relative_to_lmbd_max``, in [log lmbd_max + lmbd_min, log lmbd_max +
+    lmbd_max] on an l1-regularized problem (lmbd_max: the smallest
+    regularization with theta* = 0), the grids of Bertrand et al. (2020),
+    which do not depend on the scale of the data."""
 
     stochastic = False
+    range_parameters = {"lmbd_min, lmbd_max": [(-10.0, 2.0)],
+                        "relative_to_lmbd_max": [False]}
 
     def skip(self, problem, study_lmbd=None, **objective):
         if study_lmbd is not None:
             return True, f"{self.name} computes no hypergradient (hypergradient study)."
+        if self.relative_to_lmbd_max and not hasattr(problem, "lmbd_max"):
+            return True, (f"relative_to_lmbd_max needs an l1-regularized problem; "
+                          f"{type(problem).__name__} has no lmbd_max.")
         return False, None
+
+    def lmbd_range(self):
+        """(low, high) of the candidates' log regularizations."""
+        offset = self.problem.lmbd_max() if self.relative_to_lmbd_max else 0.0
+        return self.lmbd_min + offset, self.lmbd_max + offset
 
     def check_parameters(self):
         super().check_parameters()
