@@ -543,6 +543,7 @@ def test_black_box_ranges_relative_to_lmbd_max(benchmark):
     search, _ = make_solver(benchmark, objective, "random_search", dtype="float64",
                             lmbd_min=-2.0, lmbd_max=-1.0, relative_to_lmbd_max=True)
     search.theta, search.lmbd = search.problem.initial_point()
+    search.initialize()
     search.generator = torch.Generator().manual_seed(0)
     candidates = torch.stack([search.candidate(k) for k in range(50)])
     assert float(candidates.min()) >= log_lmbd_max - 2 and float(candidates.max()) <= (

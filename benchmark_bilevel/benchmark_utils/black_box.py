@@ -30,11 +30,6 @@ class BlackBoxSolver(BilevelSolver):
                           f"{type(problem).__name__} has no lmbd_max.")
         return False, None
 
-    def lmbd_range(self):
-        """(low, high) of the candidates' log regularizations."""
-        offset = self.problem.lmbd_max() if self.relative_to_lmbd_max else 0.0
-        return self.lmbd_min + offset, self.lmbd_max + offset
-
     def check_parameters(self):
         super().check_parameters()
         if not self.lmbd_min < self.lmbd_max:
@@ -46,6 +41,9 @@ class BlackBoxSolver(BilevelSolver):
         else:  # relative duality gap
             self.inner_tolerance = 1e-6 if self.dtype == "float32" else 1e-12
         self.best_value, self.last_theta = float("inf"), self.theta
+        # (low, high) of the candidates' log regularizations.
+        offset = self.problem.lmbd_max() if self.relative_to_lmbd_max else 0.0
+        self.lmbd_range = (self.lmbd_min + offset, self.lmbd_max + offset)
 
     def step(self):
         lmbd = self.candidate(self.iteration)

@@ -22,7 +22,7 @@ class Solver(BlackBoxSolver):
 
     def initialize(self):
         super().initialize()
-        self.grid = torch.linspace(*self.lmbd_range(), self.grid_size).tolist()
+        self.grid = torch.linspace(*self.lmbd_range, self.grid_size).tolist()
 
     def candidate(self, k):
         return torch.full_like(self.lmbd, self.grid[min(k, self.grid_size - 1)])

@@ -19,7 +19,7 @@ class Solver(BlackBoxSolver):
     test_config = {"eval_freq": 1}
 
     def candidate(self, k):
-        low, high = self.lmbd_range()
+        low, high = self.lmbd_range
         uniform = torch.rand(self.lmbd.shape, generator=self.generator,
                              device=self.device, dtype=self.dtype_)
         return low + (high - low) * uniform
