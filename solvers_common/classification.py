@@ -7,7 +7,11 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-LR_SCHEDULES = ("constant", "plateau", "cosine")
+from .learning_rate import STEP_SCHEDULES, check_lr_schedule, step_scheduler
+
+# The per-step schedules of solvers_common.learning_rate, and the plateau
+# schedule of Bungert et al. (2022), which reads the epoch's training loss.
+LR_SCHEDULES = (*STEP_SCHEDULES, "plateau")
 AUGMENTATIONS = ("none", "crop_flip")
 
 
@@ -63,19 +67,19 @@ class MiniBatchTrainer:
     y : tensor of ``N`` targets on the model's device
     batch_size : int >= 1
     generator : torch.Generator (CPU)
-    lr_schedule : {"constant", "plateau", "cosine"}
+    lr_schedule : {"constant", "cosine", "step", "plateau"}
         ``"plateau"`` halves the learning rate when the mean training loss of an
         epoch has not decreased by 1% for 5 epochs, the schedule of Bungert
         et al. (2022) (``torch.optim.lr_scheduler.ReduceLROnPlateau`` with
-        factor 0.5, patience 5, threshold 0.01). ``"cosine"`` multiplies it
-        by ``(1 + cos(pi t / T)) / 2`` after step ``t`` of ``T = epochs *
-        batches per epoch`` (Loshchilov & Hutter, ICLR 2017, eq. 5 without
-        restarts and with eta_min = 0), updated at every step.
+        factor 0.5, patience 5, threshold 0.01). ``"cosine"`` and ``"step"``:
+        the schedules of :mod:`solvers_common.learning_rate` over ``T = epochs
+        * batches per epoch`` steps, updated at every step.
     augmentation : {"none", "crop_flip"}
         ``"crop_flip"``: :func:`random_crop_flip` on each batch (through
         :meth:`augment`).
     epochs : int or None
-        Number of epochs the training will last; needed by ``"cosine"``.
+        Number of epochs the training will last; needed by ``"cosine"`` and
+        ``"step"``.
     """
 
     def __init__(self, model, optimizer, X, y, batch_size, generator,
@@ -91,14 +95,13 @@ class MiniBatchTrainer:
         if lr_schedule == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, factor=0.5, patience=5, threshold=0.01)
-        if lr_schedule == "cosine":
+        if lr_schedule in STEP_SCHEDULES:
             if (not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool)
-                    or epochs < 0):
+                    or epochs < 0) and lr_schedule != "constant":
                 raise ValueError(f"epochs={epochs!r} must be an integer >= 0 for "
-                                 "lr_schedule='cosine'.")
-            total_steps = max(1, epochs * math.ceil(X.shape[0] / self.batch_size))
-            self.step_scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda step: cosine_factor(step, total_steps))
+                                 f"lr_schedule={lr_schedule!r}.")
+            total_steps = (epochs or 0) * math.ceil(X.shape[0] / self.batch_size)
+            self.step_scheduler = step_scheduler(optimizer, lr_schedule, total_steps)
         self.epochs_done = 0
 
     def loss(self, outputs, targets):
@@ -160,12 +163,6 @@ class ClassificationTrainer(MiniBatchTrainer):
         return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
 
 
-def cosine_factor(step, total_steps):
-    """``(1 + cos(pi min(step, T) / T)) / 2``: from 1 at step 0 to 0 at step
-    ``T = total_steps`` and after."""
-    return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps))
-
-
 def check_training_options(batch_size, lr_schedule="constant", augmentation="none",
                            label_smoothing=0.0):
     """Raise ValueError on a bad ``batch_size``, ``lr_schedule``,
@@ -173,9 +170,7 @@ def check_training_options(batch_size, lr_schedule="constant", augmentation="non
     if (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool)
             or batch_size < 1):
         raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1.")
-    if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule={lr_schedule!r} is unknown; accepted values: "
-                         f"{', '.join(map(repr, LR_SCHEDULES))}.")
+    check_lr_schedule(lr_schedule, LR_SCHEDULES)
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation={augmentation!r} is unknown; accepted values: "
                          f"{', '.join(map(repr, AUGMENTATIONS))}.")

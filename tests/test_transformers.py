@@ -17,8 +17,9 @@ from benchopt.plotting.helpers import update_plot_data_style
 from benchopt.utils.run_context import RunContext
 from torch import nn
 
-from solvers_common.classification import ClassificationTrainer, cosine_factor
+from solvers_common.classification import ClassificationTrainer
 from solvers_common.lasso import lasso_gradient
+from solvers_common.learning_rate import cosine_factor
 from solvers_common.metrics import (
     coding_rate,
     compression_coding_rate,
