@@ -4,6 +4,13 @@ approximates the Lasso solution of held-out test signals.
 F_x(z) = 1/2 ||x - D z||^2 + lmbd ||z||_1, lmbd = lmbd_ratio * lmbd_max,
 lmbd_max = max over training signals of ||D^T x||_inf.
 
+Datasets hand over ``D``, ``X_train``, ``X_test`` and ``X_validation``, a
+validation split disjoint from the other two: ``validation_gap``, the mean
+gap at the trained depth on it (computed as ``value`` is on the test
+signals), is what tuning selects on (``validation_metric``), so that the test
+signals are never used for selection. The gap of the input ``z_0 = 0`` on the
+test signals is ``gap_layer_0``.
+
 Parameters: ``n_layers`` (L), ``lmbd_ratio``, and ``noise_levels``, the
 noise levels sigma of the robustness metrics ``gap_input_noise_<sigma>`` and
 ``gap_iterate_noise_<sigma>``: one objective reports all of them. In a
@@ -75,6 +82,9 @@ class Objective(BaseObjective):
     # What the benchmark is judged on (reports rank solvers by it): the mean
     # test gap F_x(z_L) - F_x(z*) at the trained depth.
     primary_metric = {"name": "value", "better": "lower", "beside": ["nmse"]}
+    # What tuning selects on (ci/tune.py reads this literal): the same gap on
+    # the validation split.
+    validation_metric = {"name": "validation_gap", "better": "lower"}
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
     requirements = ["pip::torch", "pip::scikit-learn"]
@@ -95,7 +105,12 @@ class Objective(BaseObjective):
             return True, unavailable
         return False, None
 
-    def set_data(self, D, X_train, X_test):
+    def set_data(self, D, X_train, X_test, X_validation=None):
+        if X_validation is None:
+            raise ValueError(
+                "the dataset gives no X_validation: this objective needs a validation split "
+                "(signals disjoint from X_train and X_test, drawn from the dataset's seed), on "
+                "which it reports validation_gap, the metric that tuning selects on.")
         if not 0 < self.lmbd_ratio < 1:
             raise ValueError(f"lmbd_ratio must be in (0, 1), got {self.lmbd_ratio}.")
         if int(self.n_layers) != self.n_layers or self.n_layers < 1:
@@ -116,6 +131,8 @@ class Objective(BaseObjective):
         self.X_test = torch.as_tensor(X_test, dtype=torch.float64)
         check_dictionary(self.X_train, self.D)
         check_dictionary(self.X_test, self.D)
+        self.X_validation = torch.as_tensor(X_validation, dtype=torch.float64)
+        check_dictionary(self.X_validation, self.D)
 
         self.lmbd = float(self.lmbd_ratio * lmbd_max(self.X_train, self.D))
         # The references are computed once here, not at every evaluation.
@@ -123,6 +140,9 @@ class Objective(BaseObjective):
         self.z_star_test, _ = solve_lasso(self.X_test, self.D, self.lmbd)
         self.objective_star_test = lasso_objective(
             self.z_star_test, self.X_test, self.D, self.lmbd)
+        z_star_validation, _ = solve_lasso(self.X_validation, self.D, self.lmbd)
+        self.objective_star_validation = lasso_objective(
+            z_star_validation, self.X_validation, self.D, self.lmbd)
 
         generator = torch_generator(self.get_seed(use_repetition=True))
         self.noisy_test = {}
@@ -217,6 +237,8 @@ class Objective(BaseObjective):
                 descent_violation_rate=float(scores["descent_violation"].mean()),
                 distance_descent_rate=float(scores["distance_descent"].mean()),
                 support_size=float(scores["support_size"][-1]),
+                validation_gap=self._final_gap(network, self.X_validation,
+                                               self.objective_star_validation),
                 support_size_star=float(
                     (self.z_star_test != 0).sum(-1).to(torch.float64).mean()),
             )

@@ -234,7 +234,7 @@ def test_patches_dataset_digits(patches_dataset_class, dictionary):
         source="digits", n_train=200, n_test=50, n_atoms=32, dictionary=dictionary
     )
     data = patches_data(dataset_class, **parameters)
-    assert set(data) == {"D", "X_train", "X_test"}
+    assert set(data) == {"D", "X_train", "X_test", "X_validation"}
     assert data["D"].shape == (64, 32)
     assert data["X_train"].shape == (200, 64)
     assert data["X_test"].shape == (50, 64)

@@ -77,7 +77,7 @@ def benchmark():
 def make_objective(benchmark, data=None, **parameters):
     dataset_class = next(d for d in benchmark.get_datasets() if d.name == "simulated")
     dataset = dataset_class.get_instance(
-        n_features=8, n_atoms=16, n_train=60, n_test=30)
+        n_features=8, n_atoms=16, n_train=60, n_test=30, n_validation=20)
     objective = benchmark.get_benchmark_objective().get_instance(**parameters)
     RunContext().set_run_context(objective, dataset, "dummy", repetition=0, base_seed=0)
     if data is None:
@@ -122,6 +122,65 @@ def test_evaluate_result_of_ista(benchmark):
     assert metrics["descent_violation_rate"] == 0
     assert set(f"gap_input_noise_{s}" for s in (0.05, 0.1, 0.2)) <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
+
+
+def dataset_data(benchmark, name, **parameters):
+    dataset_class = next(d for d in benchmark.get_datasets() if d.name == name)
+    dataset = dataset_class.get_instance(**parameters)
+    RunContext().set_run_context("dummy", dataset, "dummy", repetition=0, base_seed=0)
+    return dataset.get_data()
+
+
+def rows(X):
+    return {np.asarray(row).tobytes() for row in X}
+
+
+def test_simulated_validation_split_is_disjoint_and_keeps_train_and_test(benchmark):
+    sizes = dict(n_features=8, n_atoms=64, density=0.2, n_train=60, n_test=30)
+    data = dataset_data(benchmark, "simulated", n_validation=25, **sizes)
+    assert data["X_validation"].shape == (25, 8)
+    train, test, validation = (rows(data[k]) for k in ("X_train", "X_test", "X_validation"))
+    assert len(validation) == 25  # (no zero signal at this density: all distinct)
+    assert not validation & train and not validation & test and not train & test
+    # Drawn after the other splits: the training and test signals are those
+    # of a dataset with another validation size.
+    other = dataset_data(benchmark, "simulated", n_validation=3, **sizes)
+    for key in ("D", "X_train", "X_test"):
+        np.testing.assert_array_equal(data[key], other[key])
+    assert not rows(other["X_validation"]) & train
+
+
+def test_patches_validation_split_comes_from_held_out_images(benchmark):
+    data = dataset_data(benchmark, "patches", source="digits", n_atoms=16,
+                        dictionary="random_patches", n_train=100, n_test=20, n_validation=30)
+    assert data["X_validation"].shape == (30, 64)
+    train, test, validation = (rows(data[k]) for k in ("X_train", "X_test", "X_validation"))
+    # digits' 8 x 8 windows are whole images: disjoint rows, disjoint images.
+    assert len(validation) == 30
+    assert not validation & train and not validation & test
+
+
+def test_validation_gap_is_the_final_gap_on_the_validation_signals(benchmark):
+    objective, data = make_objective(benchmark, n_layers=4)
+    X_validation, D = torch.as_tensor(data["X_validation"]), torch.as_tensor(data["D"])
+    lmbd = objective.lmbd
+    network = ISTA(D, lmbd, 4)
+    metrics = objective.evaluate_result(network=network)
+    z_star, _ = solve_lasso(X_validation, D, lmbd)
+    with torch.no_grad():
+        z_last = network(X_validation)[-1]
+    gap = (lasso_objective(z_last, X_validation, D, lmbd)
+           - lasso_objective(z_star, X_validation, D, lmbd)).mean()
+    assert metrics["validation_gap"] == pytest.approx(gap.item(), rel=1e-8)
+    assert metrics["validation_gap"] != pytest.approx(metrics["value"], rel=1e-3)
+    assert objective.validation_metric == {"name": "validation_gap", "better": "lower"}
+
+
+def test_a_dataset_without_validation_split_is_refused(benchmark):
+    objective, data = make_objective(benchmark)
+    without = {key: value for key, value in data.items() if key != "X_validation"}
+    with pytest.raises(ValueError, match="X_validation"):
+        objective.set_data(**without)
 
 
 def test_robustness_gaps_use_the_perturbed_references(benchmark):
