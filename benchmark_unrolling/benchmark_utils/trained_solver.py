@@ -7,6 +7,7 @@ from benchopt import BaseSolver
 from benchopt.stopping_criterion import NoCriterion
 
 from solvers_common.device import callback_loop, get_device, mixed_precision, synchronize
+from solvers_common.learning_rate import check_lr_schedule
 from solvers_common.seeding import torch_generator
 from solvers_common.unrolled import UnrolledTrainer
 
@@ -28,7 +29,12 @@ class TrainedSolver(BaseSolver):
     constants) and trained inside the timed ``run``, as ISTA and FISTA are
     built there; one-off costs of the process (CUDA context, kernel
     selection, first-call dispatch) are paid in ``warm_up`` by one step of a
-    throwaway network, so that every solver is charged the same way."""
+    throwaway network, so that every solver is charged the same way.
+
+    ``lr_schedule``: ``constant``, ``cosine`` or ``step``
+    (:mod:`solvers_common.learning_rate`), over the ``epochs * (N //
+    batch_size)`` Adam steps of the whole training (a run that ``--max-runs``
+    or ``--timeout`` cuts shorter stops before the end of its schedule)."""
 
     sampling_strategy = "callback"
     # Fixed-budget training: a run lasts `epochs` epochs unless --max-runs /
@@ -41,6 +47,7 @@ class TrainedSolver(BaseSolver):
         "lr": [1e-3],
         "batch_size": [512],
         "epochs": [100],
+        "lr_schedule": ["constant"],
         "steps_per_evaluation": [None],
         "device": ["auto"],
         "dtype": ["float32"],
@@ -50,6 +57,7 @@ class TrainedSolver(BaseSolver):
         if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
                 or self.epochs < 0):
             raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
+        check_lr_schedule(self.lr_schedule)
         if self.steps_per_evaluation is not None and not (
                 isinstance(self.steps_per_evaluation, numbers.Integral)
                 and self.steps_per_evaluation >= 1):
@@ -76,7 +84,13 @@ class TrainedSolver(BaseSolver):
     def trainer_options(self):
         """The trainer arguments of ``common_parameters``."""
         return dict(loss=self.loss, lr=self.lr, batch_size=self.batch_size,
-                    generator=self.generator, autocast_dtype=self.autocast_dtype)
+                    generator=self.generator, autocast_dtype=self.autocast_dtype,
+                    lr_schedule=self.lr_schedule, total_steps=self.total_steps())
+
+    def total_steps(self):
+        """The Adam steps of the whole training: ``epochs`` epochs of
+        ``N // batch_size`` steps (the trainer drops the incomplete batch)."""
+        return self.epochs * (self.X.shape[0] // int(self.batch_size))
 
     def make_trainer(self):
         return UnrolledTrainer(self.network, self.X, self.z_star, self.D, self.lmbd,
@@ -93,7 +107,7 @@ class TrainedSolver(BaseSolver):
 
     def run(self, callback):
         self.build(self.get_seed(use_repetition=True))
-        total_steps = self.epochs * self.trainer.steps_per_epoch
+        total_steps = self.total_steps()
         steps_per_round = self.steps_per_evaluation or self.trainer.steps_per_epoch
         steps_done = 0
 

@@ -9,6 +9,7 @@ Stochastically-Descending Unrolled Networks", solved in the dual.
 import torch
 
 from ..lasso import lasso_gradient, lasso_objective, proximal_gradient_mapping
+from ..learning_rate import check_lr_schedule, step_scheduler
 from .metrics import accepts_iterate_noise
 
 LOSSES = ("supervised", "unsupervised")
@@ -81,11 +82,20 @@ class UnrolledTrainer:
         the loss of each step under ``torch.autocast`` (mixed precision: the
         matrix products in bfloat16; the weights, their gradients and Adam's
         state stay in the network's own dtype, the "master weights")
+    lr_schedule, total_steps : the learning-rate schedule of
+        :mod:`solvers_common.learning_rate` (``"constant"``, ``"cosine"``,
+        ``"step"``) over ``total_steps`` Adam steps (needed unless constant),
+        stepped after every Adam step
     """
 
     def __init__(self, network, X, z_star, D, lmbd, loss="supervised", lr=1e-3,
                  batch_size=128, generator=None, noise_level=0.0,
-                 noise_scaling="constant", autocast_dtype=None):
+                 noise_scaling="constant", autocast_dtype=None, lr_schedule="constant",
+                 total_steps=None):
+        check_lr_schedule(lr_schedule)
+        if lr_schedule != "constant" and total_steps is None:
+            raise ValueError(f"lr_schedule={lr_schedule!r} needs total_steps, the number of "
+                             "Adam steps of the whole training.")
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r} is unknown; accepted: {list(LOSSES)}.")
         if noise_scaling not in NOISE_SCALINGS:
@@ -112,6 +122,8 @@ class UnrolledTrainer:
         self.noise_level, self.noise_scaling = noise_level, noise_scaling
         self.autocast_dtype = autocast_dtype
         self.optimizer = _adam(network.parameters(), lr=lr)
+        self.scheduler = step_scheduler(self.optimizer, lr_schedule,
+                                        0 if total_steps is None else total_steps)
         self.batches = ShuffledBatches(X.shape[0], self.batch_size, generator, X.device)
         self.epochs_done = 0
 
@@ -200,6 +212,8 @@ class UnrolledTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
             self.after_step()
             if self.batches.epoch_ended:
                 self.end_of_epoch()
