@@ -25,7 +25,6 @@ or else the benchmark whose objective produced it. ``ci/build_site.sh`` runs
 the quick configs first or finds the newest result files.
 """
 import argparse
-import ast
 import datetime
 import html
 import json
@@ -46,6 +45,13 @@ from benchopt.plotting.generate_html import get_results, render_all_results  # n
 from benchopt.plotting.helpers import reset_solver_styles  # noqa: E402
 from benchopt.results import read_results  # noqa: E402
 from plotly.offline import get_plotlyjs  # noqa: E402
+
+from solvers_common.results import (  # noqa: E402
+    RUN_KEYS,
+    class_attribute,
+    metric_alternatives,
+    training_summary,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evidence import all_claims, assess, gallery_body, results_of  # noqa: E402
@@ -76,6 +82,7 @@ th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left;
 td.num { text-align: right; font-family: monospace; white-space: nowrap;
          overflow-wrap: normal; }
 td.best { font-weight: bold; }
+.flag { color: #a00; font-weight: bold; }
 .note { color: #555; font-size: 0.9em; }
 """
 
@@ -131,17 +138,10 @@ def benchmark_dirs():
 
 def objective_attribute(benchmark_dir, attribute):
     """A literal class attribute of the benchmark's Objective (``name``,
-    ``primary_metric``), read from its source (importing it would import
-    that benchmark's ``benchmark_utils``); None when it has none."""
-    tree = ast.parse((benchmark_dir / "objective.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == "Objective":
-            for statement in node.body:
-                if (isinstance(statement, ast.Assign)
-                        and any(getattr(t, "id", None) == attribute
-                                for t in statement.targets)):
-                    return ast.literal_eval(statement.value)
-    return None
+    ``primary_metric``, ``validation_metric``), read from its source
+    (importing it would import that benchmark's ``benchmark_utils``); None
+    when it has none."""
+    return class_attribute(benchmark_dir / "objective.py", "Objective", attribute)
 
 
 def objective_name(benchmark_dir):
@@ -213,10 +213,11 @@ def table_columns(df, metric):
     return [metric["name"], *(name for name in metric["beside"] if f"objective_{name}" in df)]
 
 
-def final_values(df, metric, tolerance=TARGET_TOLERANCE):
+def final_values(df, metric, tolerance=TARGET_TOLERANCE, validation=None):
     """Per (dataset, objective, solver), best first within a dataset and
     objective on the primary metric: the median over repetitions of each
-    run's last value of the primary metric (``<name>``; ``<name>_min`` and
+    run's value at its final evaluation (its row of largest ``stop_val``,
+    NaN when the run ended in NaN) of the primary metric (``<name>``; ``<name>_min`` and
     ``<name>_max`` over repetitions) and of the metrics shown beside it, the
     median final time, the number of repetitions, and the time to target.
 
@@ -227,7 +228,12 @@ def final_values(df, metric, tolerance=TARGET_TOLERANCE):
     target is its time at its first evaluation that reaches the target
     (infinite when none does); ``time_to_target`` is the median over
     repetitions (infinite unless more than half of them reach it),
-    ``reached`` the number of repetitions that reach it."""
+    ``reached`` the number of repetitions that reach it.
+
+    With ``validation`` (the objective's ``validation_metric``),
+    ``did_not_train`` counts the repetitions whose validation metric ended
+    worse than it started (:func:`solvers_common.results.training_summary`);
+    solvers with one or more come after the others, never ranked among them."""
     keys = ["dataset_name", "objective_name", "solver_name"]
     column = f"objective_{metric['name']}"
     if column not in df:
@@ -236,7 +242,7 @@ def final_values(df, metric, tolerance=TARGET_TOLERANCE):
     lower = metric["better"] == "lower"
     names = [metric["name"], *table_columns(df, metric)[1:]]
     ordered = df.sort_values("stop_val", kind="stable")
-    last = ordered.groupby(keys + ["idx_rep"], sort=False).last()
+    last = ordered.groupby(RUN_KEYS, sort=False).tail(1).set_index(RUN_KEYS)
     table = last.groupby(keys).agg(
         **{name: (f"objective_{name}", "median") for name in names},
         **{f"{metric['name']}_min": (column, "min"), f"{metric['name']}_max": (column, "max")},
@@ -253,17 +259,25 @@ def final_values(df, metric, tolerance=TARGET_TOLERANCE):
     table = table.merge(
         pd.DataFrame({"time_to_target": by_solver.median(), "reached": reached}).reset_index(),
         on=keys, how="left")
+    table["did_not_train"] = 0
+    if validation is not None:
+        flagged = training_summary(df, validation).groupby(keys)["did_not_train"].sum()
+        table["did_not_train"] = (table.set_index(keys).index.map(flagged).fillna(0)
+                                  .astype(int))
+    table["trained"] = table["did_not_train"] == 0
     return table.sort_values(
-        ["dataset_name", "objective_name", metric["name"]],
-        ascending=[True, True, lower], na_position="last").reset_index(drop=True)
+        ["dataset_name", "objective_name", "trained", metric["name"]],
+        ascending=[True, True, False, lower], na_position="last").reset_index(drop=True)
 
 
-def ranking_tables(df, metric, labels):
+def ranking_tables(df, metric, labels, validation=None):
     """HTML: one table per dataset (and objective, when a result file has
-    several) ranking the solvers on the primary metric."""
+    several) ranking the solvers on the primary metric; those that did not
+    train (see :func:`final_values`) are listed after the ranked ones, flagged,
+    without a rank."""
     name = metric["name"]
     beside = table_columns(df, metric)[1:]
-    table = final_values(df, metric)
+    table = final_values(df, metric, validation=validation)
     several = table["objective_name"].nunique() > 1
     parts = []
     for (dataset, objective), rows in table.groupby(["dataset_name", "objective_name"],
@@ -273,13 +287,19 @@ def ranking_tables(df, metric, labels):
         body = []
         for rank, (_, row) in enumerate(rows.iterrows(), start=1):
             full = row["solver_name"]
+            label = html.escape(labels.get(full, full))
+            shown_rank = str(rank)
+            if not row["trained"]:
+                shown_rank = "&ndash;"
+                label += (f' <span class="flag">did not train '
+                          f'({row["did_not_train"]}/{row["repetitions"]})</span>')
             spread = ("&ndash;" if row["repetitions"] == 1 else
                       f"{row[f'{name}_min']:.4g} &ndash; {row[f'{name}_max']:.4g}")
             to_target = (f"{row['time_to_target']:.3g}" if np.isfinite(row["time_to_target"])
                          else "not reached")
             body.append(
-                f'<tr><td class="num">{rank}</td>'
-                f'<td title="{html.escape(full)}">{html.escape(labels.get(full, full))}</td>'
+                f'<tr><td class="num">{shown_rank}</td>'
+                f'<td title="{html.escape(full)}">{label}</td>'
                 f'<td class="num{" best" if rank == 1 else ""}">{row[name]:.6g}</td>'
                 f'<td class="num">{spread}</td>'
                 + "".join(f'<td class="num">{row[b]:.4g}</td>' for b in beside)
@@ -352,6 +372,13 @@ def run_section(benchmark_dir, site_bench, result_file, report_page, parquet_cop
         parts.append("</div>")
     else:
         parts.append('<p class="note">No custom plot could be drawn from this result file.</p>')
+    validation = objective_attribute(benchmark_dir, "validation_metric")
+    validation = metric_alternatives(validation) if validation is not None else None
+    flag_rule = "" if validation is None else (
+        " A solver whose validation metric (<code>"
+        + html.escape(", ".join(m["name"] for m in validation))
+        + "</code>) ended worse than at its first evaluation in a repetition is flagged "
+        "<b>did not train</b> (in how many repetitions) and listed after the ranked ones.")
     for metric, rows in split_by_metric(df, primary_metrics(benchmark_dir)):
         lower = metric["better"] == "lower"
         rule = (f"at most the best + {TARGET_TOLERANCE:.0%} of its magnitude "
@@ -370,8 +397,9 @@ def run_section(benchmark_dir, site_bench, result_file, report_page, parquet_cop
             "first evaluation that reaches the target; the table gives the median over "
             "repetitions (not reached unless more than half of them reach it) and how many "
             "repetitions reach it. <b>time</b> is the median of the solver's time at its last "
-            "evaluation. Times are in seconds; hover a solver for its full name.</p>\n"
-            + ranking_tables(rows, metric, labels))
+            "evaluation. Times are in seconds; hover a solver for its full name."
+            + flag_rule + "</p>\n"
+            + ranking_tables(rows, metric, labels, validation))
     n_interactive = sum(figure.plotly is not None for figure in written)
     return "\n".join(parts), len(written), n_interactive
 

@@ -651,3 +651,34 @@ def test_final_values_time_to_target():
     page = build_site.ranking_tables(df, metric, labels)
     assert page.count("<table>") == 2 and "not reached" in page and "2/3" in page
     assert "1.008 &ndash; 1.1" in page
+
+
+def test_ranking_flags_runs_that_did_not_train_and_keeps_a_final_nan():
+    """A solver whose validation metric ended worse than it started is listed
+    after the ranked ones, without a rank, flagged; a run that ended in NaN
+    is scored NaN, not by its last finite value."""
+    build_site = load_build_site()
+    curves = {  # solver: (validation curve, test curve)
+        "good": ([3.0, 1.0, 0.5], [3.0, 1.1, 0.6]),
+        # Its test value is the best of all, but it ended above its start.
+        "worse": ([3.0, 0.1, 3.5], [3.0, 0.1, 0.05]),
+        "ended_nan": ([3.0, 0.2, np.nan], [3.0, 0.2, np.nan]),
+        "fine": ([3.0, 2.0, 1.0], [3.0, 2.0, 1.2]),
+    }
+    rows = [dict(dataset_name="d", objective_name="o", solver_name=solver, idx_rep=0,
+                 stop_val=stop, time=float(stop), objective_value=test,
+                 objective_validation_gap=validation)
+            for solver, (validations, tests) in curves.items()
+            for stop, (validation, test) in enumerate(zip(validations, tests))]
+    df = pd.DataFrame(rows)
+    metric = {"name": "value", "better": "lower", "beside": []}
+    validation = [{"name": "validation_gap", "better": "lower"}]
+    table = build_site.final_values(df, metric, validation=validation)
+    assert list(table["solver_name"]) == ["good", "fine", "worse", "ended_nan"]
+    assert list(table["did_not_train"]) == [0, 0, 1, 1]
+    assert np.isnan(table.set_index("solver_name").loc["ended_nan", "value"])
+    page = build_site.ranking_tables(df, metric, {s: s for s in curves}, validation)
+    assert page.count("did not train (1/1)") == 2
+    assert '<td class="num">&ndash;</td><td title="worse">worse' in page
+    # Without a validation metric nothing is flagged.
+    assert list(build_site.final_values(df, metric)["solver_name"])[0] == "worse"

@@ -1,0 +1,341 @@
+"""Tune every solver of a benchopt config with the same budget, on the
+validation split, and write the tuned config with its provenance.
+
+Usage: python ci/tune.py CONFIG [--budget N] [--seed S] [--repetitions R]
+                         [--output PATH] [--results PATH] [--dry-run]
+
+The protocol (README, "Tuning"):
+
+- A solver declares the hyperparameters worth tuning and their candidate
+  values in a literal class attribute, ``tuning_space = {"lr": [1e-4, 1e-3,
+  ...], ...}``. Solvers that declare none (fixed algorithms) are kept as the
+  config writes them.
+- Every entry of the config's ``solver`` list that names a tunable solver
+  (each variant of a grid entry, e.g. ``lista[init=[ista,random]]``, on its
+  own) gets exactly ``N`` candidates: a subset of ``N`` points of the
+  Cartesian product of its space, drawn without replacement with the seed
+  ``S`` (all of them when the product has ``N``). A space with fewer than
+  ``N`` points is an error: no solver gets fewer candidates than another.
+  The config's own values of the tuned parameters are replaced, its other
+  parameters kept.
+- All candidates run in one ``benchopt run`` of the config's datasets,
+  objectives and limits (``max-runs``, ``timeout``), with benchopt's seed
+  ``S`` and ``R`` repetitions (default 1): every candidate of every solver
+  sees the same data and the same training seeds.
+- Each run is scored on the objective's ``validation_metric`` (a literal
+  class attribute of the Objective; see
+  :func:`solvers_common.results.training_summary`): its value at the final
+  evaluation, or the work to a target for a metric with a work counter. The
+  test metrics are never read; wall-clock time never decides. A run that
+  diverged or did not train (its validation metric ended worse than it
+  started) ranks last. The score of a candidate is the median over
+  repetitions; with several datasets or objectives, its mean rank among its
+  solver's candidates over them. Ties go to the first candidate in the
+  space's order.
+- The tuned config is the input config with the tuned entries rewritten and
+  a tuning record (the command, date, budget, seed, the metric, and every
+  candidate's score) in its comments, between marker lines that a later
+  tuning replaces. ``--output`` defaults to the config itself.
+"""
+import argparse
+import datetime
+import math
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from benchopt.benchmark import Benchmark
+from benchopt.results import read_results
+from benchopt.utils.parametrized_name_mixin import _extract_options, product_param
+
+from solvers_common.results import (
+    RUN_KEYS,
+    class_attribute,
+    metric_alternatives,
+    training_summary,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BUDGET = 4
+RECORD_START = "# --- tuning record (written by ci/tune.py; a new tuning replaces it) ---"
+RECORD_END = "# --- end of tuning record ---"
+SIMPLE_STRING = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]*$")
+
+
+def format_value(value):
+    """``value`` as benchopt reads it back in a solver string."""
+    if isinstance(value, str):
+        if value in ("True", "False", "None") or not SIMPLE_STRING.match(value):
+            return repr(value)
+        return value
+    return repr(value)
+
+
+def solver_string(name, parameters):
+    if not parameters:
+        return name
+    inside = ",".join(f"{key}={format_value(value)}" for key, value in parameters.items())
+    return f"{name}[{inside}]"
+
+
+def describe(parameters):
+    return ", ".join(f"{key}={format_value(value)}" for key, value in parameters.items())
+
+
+def benchmark_of(config_path, benchmark=None):
+    if benchmark is not None:
+        return Path(benchmark).resolve()
+    for folder in Path(config_path).resolve().parents:
+        if (folder / "objective.py").is_file():
+            return folder
+    raise SystemExit(f"error: {config_path} is not inside a benchmark folder (one with an "
+                     "objective.py); pass --benchmark.")
+
+
+def validation_metric(benchmark_dir):
+    declared = class_attribute(benchmark_dir / "objective.py", "Objective", "validation_metric")
+    if declared is None:
+        raise SystemExit(f"error: the Objective of {benchmark_dir.name} declares no "
+                         "validation_metric: nothing to select on without the test data.")
+    return metric_alternatives(declared)
+
+
+def solver_classes(benchmark_dir):
+    """``{name: Solver class}`` of the benchmark's solvers (imported by
+    benchopt, so that tuning spaces inherited from a base class count)."""
+    return {solver.name: solver for solver in Benchmark(benchmark_dir).get_solvers()}
+
+
+def candidates(space, budget, seed):
+    """``budget`` points of the product of ``space``, in the product's order:
+    a subset drawn without replacement with ``seed``."""
+    points = list(product_param(space))
+    if len(points) < budget:
+        raise ValueError(f"its tuning space has {len(points)} candidates, fewer than the "
+                         f"budget {budget}")
+    chosen = np.random.default_rng(seed).choice(len(points), size=budget, replace=False)
+    return [points[i] for i in sorted(chosen)]
+
+
+def plan(config, classes, budget, seed):
+    """The config's solver entries as a list of ``(entry, variants)``; a
+    variant is ``{"name", "fixed", "space", "candidates"}``, with no space nor
+    candidates for a solver that declares no ``tuning_space``."""
+    entries = []
+    for entry in config.get("solver", []):
+        name, args, fixed = _extract_options(entry)
+        if args or name not in classes:
+            raise SystemExit(f"error: cannot tune the config entry {entry!r}: "
+                             + (f"no solver named {name!r} in the benchmark."
+                                if name not in classes else "positional options."))
+        space = getattr(classes[name], "tuning_space", None) or {}
+        unknown = sorted(set(space) - set(classes[name].parameters))
+        if unknown:
+            raise SystemExit(f"error: {name}.tuning_space names {unknown}, which are not among "
+                             f"its parameters {sorted(classes[name].parameters)}.")
+        variants = []
+        for variant in product_param(fixed) if fixed else [{}]:
+            kept = {k: v for k, v in variant.items() if k not in space}
+            try:
+                chosen = candidates(space, budget, seed) if space else []
+            except ValueError as error:
+                raise SystemExit(f"error: {name}: {error}; lower --budget or widen the "
+                                 "space.") from None
+            variants.append(dict(name=name, fixed=kept, space=space,
+                                 candidates=[{**kept, **c} for c in chosen]))
+        entries.append((entry, variants))
+    return entries
+
+
+def matches(rows, name, parameters):
+    """The rows of solver ``name`` run with ``parameters``."""
+    keep = rows["solver_name"].str.split("[", regex=False).str[0] == name
+    for key, value in parameters.items():
+        column = rows[f"p_solver_{key}"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            keep &= column.astype(str) == str(value)
+        else:
+            keep &= np.isclose(pd.to_numeric(column, errors="coerce"), value)
+    return keep
+
+
+def candidate_scores(summary, variant):
+    """Per candidate: its runs' median score per (dataset, objective) as a
+    loss (lower is better; +inf for a run that diverged or did not train),
+    ``(losses, description)`` where ``losses`` is a DataFrame with one column
+    per (dataset, objective) and one row per candidate."""
+    losses, notes = {}, []
+    for number, parameters in enumerate(variant["candidates"]):
+        runs = summary[matches(summary, variant["name"], parameters)]
+        if runs.empty:
+            # benchopt saves no row of a run that raised or that it stopped as
+            # diverged: the candidate failed.
+            losses[number] = pd.Series(dtype=float)
+            notes.append(("no result (raised or diverged, see benchopt's output)",
+                          float("nan"), 1, 1))
+            continue
+        sign = np.where(runs["better"] == "lower", 1.0, -1.0)
+        loss = np.where(runs["diverged"] | runs["did_not_train"], np.inf,
+                        sign * runs["score"].to_numpy(dtype=float))
+        runs = runs.assign(loss=loss)
+        losses[number] = runs.groupby(["dataset_name", "objective_name"])["loss"].median()
+        failed = int((runs["diverged"] | runs["did_not_train"]).sum())
+        notes.append((runs["metric"].iloc[0], runs["score"].median(), failed, len(runs)))
+    return pd.DataFrame(losses).T, notes
+
+
+def select(losses):
+    """The index of the best candidate: the lowest loss, or with several
+    (dataset, objective) columns the lowest mean rank; None when every
+    candidate failed everywhere."""
+    values = losses.to_numpy(dtype=float)
+    if not np.isfinite(values).any():
+        return None
+    losses = losses.fillna(np.inf)
+    ranks = losses.rank(axis=0, method="average").mean(axis=1)
+    return int(ranks.to_numpy().argmin())
+
+
+def record_lines(command, budget, seed, repetitions, alternatives, tuned):
+    metric = " / ".join(f"{m['name']} ({m['better']} is better"
+                        + (f"; work {m['work']} to {m['reduction']:g} x its start"
+                           if "work" in m else "; final evaluation") + ")"
+                        for m in alternatives)
+    lines = [
+        RECORD_START,
+        f"# Command: {command}",
+        f"# Date {datetime.date.today().isoformat()}: {budget} candidates per tuned solver "
+        f"(the same for all), seed {seed}, {repetitions} repetition(s), selected on the "
+        f"validation split by {metric}; the test metrics were not read. A candidate that "
+        "diverged or did not train ranks last.",
+    ]
+    for variant, notes, chosen in tuned:
+        label = solver_string(variant["name"], variant["fixed"])
+        space = "; ".join(f"{k} in {list(v)}" for k, v in variant["space"].items())
+        lines.append(f"# {label}: space {space}")
+        for number, (parameters, (metric_name, score, failed, n_runs)) in enumerate(
+                zip(variant["candidates"], notes)):
+            tuned_part = {k: parameters[k] for k in variant["space"]}
+            flag = f" ({failed}/{n_runs} runs diverged or did not train)" if failed else ""
+            mark = "  <- selected" if number == chosen else ""
+            shown = f"{metric_name} {score:.6g}" if not math.isnan(score) else metric_name
+            lines.append(f"#   {describe(tuned_part)}: {shown}{flag}{mark}")
+        if chosen is None:
+            lines.append("#   no candidate trained: the config's entry is kept as it was")
+    lines.append(RECORD_END)
+    return lines
+
+
+def rewrite(text, replacements, record):
+    """The config ``text`` with each solver entry replaced by its tuned
+    lines and the tuning record before the first key (after the header
+    comments), replacing an earlier record."""
+    lines = text.splitlines()
+    if RECORD_START in lines:
+        start = lines.index(RECORD_START)
+        lines[start:lines.index(RECORD_END, start) + 1] = []
+    out, in_solvers = [], False
+    for line in lines:
+        key = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
+        if key:
+            in_solvers = key.group(1) == "solver"
+        item = re.match(r"^(\s*)-\s*(.+?)\s*$", line)
+        if in_solvers and item:
+            value = yaml.safe_load(item.group(2))
+            if value in replacements:
+                out.extend(f'{item.group(1)}- "{tuned}"' for tuned in replacements[value])
+                continue
+        out.append(line)
+    first_key = next(i for i, line in enumerate(out) if re.match(r"^[A-Za-z_][\w-]*\s*:", line))
+    return "\n".join(out[:first_key] + record + out[first_key:]) + "\n"
+
+
+def run_candidates(benchmark_dir, config, entries, seed, repetitions, results):
+    solvers = [solver_string(v["name"], c) for _, variants in entries
+               for v in variants for c in v["candidates"]]
+    tuning_config = {k: v for k, v in config.items() if k != "plot_configs"}
+    tuning_config.update({"solver": solvers, "n-repetitions": repetitions})
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
+        yaml.safe_dump(tuning_config, handle, sort_keys=False)
+    command = [sys.executable, "-m", "benchopt", "run", str(benchmark_dir),
+               "--config", handle.name, "--seed", str(seed), "--no-display", "--no-html",
+               "--no-plot", "--output", str(results)]
+    print("=== " + shlex.join(command), flush=True)
+    subprocess.run(command, check=True)
+    return read_results(results)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+                        help=f"candidates per tuned solver (default {DEFAULT_BUDGET})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repetitions", type=int, default=1)
+    parser.add_argument("--output", help="the tuned config (default: CONFIG itself)")
+    parser.add_argument("--results", help="result file of the tuning runs (default: a "
+                        "tuning_<config>_<date>.parquet in the benchmark's outputs/)")
+    parser.add_argument("--benchmark", help="the benchmark folder (default: the config's)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the candidates and stop")
+    args = parser.parse_args(argv)
+    if args.budget < 1:
+        raise SystemExit(f"error: --budget must be >= 1, got {args.budget}.")
+    if args.repetitions < 1:
+        raise SystemExit(f"error: --repetitions must be >= 1, got {args.repetitions}.")
+    config_path = Path(args.config)
+    text = config_path.read_text()
+    config = yaml.safe_load(text)
+    benchmark_dir = benchmark_of(config_path, args.benchmark)
+    alternatives = validation_metric(benchmark_dir)
+    entries = plan(config, solver_classes(benchmark_dir), args.budget, args.seed)
+    n_candidates = sum(len(v["candidates"]) for _, variants in entries for v in variants)
+    for _, variants in entries:
+        for variant in variants:
+            print(f"{solver_string(variant['name'], variant['fixed'])}: "
+                  + (f"{len(variant['candidates'])} candidates" if variant["space"]
+                     else "no tuning_space, kept as written"))
+    if args.dry_run or n_candidates == 0:
+        return
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%Hh%Mm%S")
+    results = Path(args.results or benchmark_dir / "outputs"
+                   / f"tuning_{config_path.stem}_{stamp}.parquet").resolve()
+    results.parent.mkdir(parents=True, exist_ok=True)
+    df = run_candidates(benchmark_dir, config, entries, args.seed, args.repetitions, results)
+    parameters = [c for c in df if c.startswith("p_solver_")]
+    summary = training_summary(df, alternatives).merge(
+        df.groupby(RUN_KEYS, as_index=False)[parameters].first(), on=RUN_KEYS, how="left")
+    replacements, tuned = {}, []
+    for entry, variants in entries:
+        lines = []
+        for variant in variants:
+            if not variant["space"]:
+                lines.append(solver_string(variant["name"], variant["fixed"]))
+                continue
+            losses, notes = candidate_scores(summary, variant)
+            chosen = select(losses)
+            best = variant["fixed"] if chosen is None else variant["candidates"][chosen]
+            lines.append(solver_string(variant["name"], best))
+            tuned.append((variant, notes, chosen))
+        replacements[entry] = lines
+    command = shlex.join(["python", "ci/tune.py", *(argv if argv is not None else sys.argv[1:])])
+    record = record_lines(command, args.budget, args.seed, args.repetitions, alternatives, tuned)
+    output = Path(args.output or config_path)
+    output.write_text(rewrite(text, replacements, record))
+    print(f"tuned config: {output}\ntuning results: {results}")
+    for variant, notes, chosen in tuned:
+        best = "none trained" if chosen is None else describe(
+            {k: variant["candidates"][chosen][k] for k in variant["space"]})
+        print(f"  {solver_string(variant['name'], variant['fixed'])}: {best}")
+
+
+if __name__ == "__main__":
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    main()
