@@ -233,7 +233,10 @@ def final_values(df, metric, tolerance=TARGET_TOLERANCE, validation=None):
     With ``validation`` (the objective's ``validation_metric``),
     ``did_not_train`` counts the repetitions whose validation metric ended
     worse than it started (:func:`solvers_common.results.training_summary`);
-    solvers with one or more come after the others, never ranked among them."""
+    solvers with one or more come after the others, never ranked among them;
+    ``best_epoch`` is the median over repetitions of the evaluation
+    (``stop_val``: the epoch, for solvers evaluated once per epoch) at which
+    the validation metric was best."""
     keys = ["dataset_name", "objective_name", "solver_name"]
     column = f"objective_{metric['name']}"
     if column not in df:
@@ -259,11 +262,12 @@ def final_values(df, metric, tolerance=TARGET_TOLERANCE, validation=None):
     table = table.merge(
         pd.DataFrame({"time_to_target": by_solver.median(), "reached": reached}).reset_index(),
         on=keys, how="left")
-    table["did_not_train"] = 0
+    table["did_not_train"], table["best_epoch"] = 0, np.nan
     if validation is not None:
-        flagged = training_summary(df, validation).groupby(keys)["did_not_train"].sum()
-        table["did_not_train"] = (table.set_index(keys).index.map(flagged).fillna(0)
-                                  .astype(int))
+        by_solver = training_summary(df, validation).groupby(keys)
+        index = table.set_index(keys).index
+        table["did_not_train"] = index.map(by_solver["did_not_train"].sum()).fillna(0).astype(int)
+        table["best_epoch"] = index.map(by_solver["best_stop_val"].median())
     table["trained"] = table["did_not_train"] == 0
     return table.sort_values(
         ["dataset_name", "objective_name", "trained", metric["name"]],
@@ -306,14 +310,18 @@ def ranking_tables(df, metric, labels, validation=None):
                 + f'<td class="num">{to_target}</td>'
                 f'<td class="num">{row["reached"]}/{row["repetitions"]}</td>'
                 f'<td class="num">{row["time"]:.3g}</td>'
-                f'<td class="num">{row["repetitions"]}</td></tr>')
+                f'<td class="num">{row["repetitions"]}</td>'
+                + (f'<td class="num">{row["best_epoch"]:.3g}</td>' if validation else "")
+                + "</tr>")
         parts.append(
             f"<h4>{heading}</h4>\n<p class=\"note\">Target: {target:.6g}.</p>\n"
             f"<table><tr><th>rank</th><th>solver</th>"
             f"<th>{html.escape(name)} (median)</th><th>min &ndash; max</th>"
             + "".join(f"<th>{html.escape(b)} (median)</th>" for b in beside)
             + "<th>time to target [s]</th><th>reached</th><th>time [s]</th>"
-            "<th>repetitions</th></tr>\n" + "\n".join(body) + "</table>")
+            "<th>repetitions</th>"
+            + ("<th>best validation epoch (median)</th>" if validation else "")
+            + "</tr>\n" + "\n".join(body) + "</table>")
     return "\n".join(parts)
 
 

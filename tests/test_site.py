@@ -682,3 +682,5 @@ def test_ranking_flags_runs_that_did_not_train_and_keeps_a_final_nan():
     assert '<td class="num">&ndash;</td><td title="worse">worse' in page
     # Without a validation metric nothing is flagged.
     assert list(build_site.final_values(df, metric)["solver_name"])[0] == "worse"
+    assert list(table["best_epoch"]) == [2, 2, 1, 1]
+    assert "<th>best validation epoch (median)</th>" in page
