@@ -296,3 +296,28 @@ def test_class_attribute_reads_literals_without_importing(tmp_path):
     assert class_attribute(source, "Solver", "absent") is None
     with pytest.raises(ValueError, match="must be a literal"):
         class_attribute(source, "Solver", "other")
+
+
+def test_a_broken_learning_rate_is_flagged_did_not_train(tmp_path):
+    """A real trained solver with a learning rate far too large (Adam 1.0 on
+    a tiny unrolling problem: its validation gap goes from 0.06 to about 140)
+    is flagged, the same solver at 1e-3 is not. (At 10 the run produces NaN,
+    which benchopt records as diverged and does not save: the tuner counts a
+    candidate without rows as failed.)"""
+    import subprocess
+
+    from benchopt.results import read_results
+    from benchopt_runs import TIMEOUT, benchopt_command
+
+    output = tmp_path / "broken.parquet"
+    command = benchopt_command(
+        "benchmark_unrolling",
+        ["-d", "simulated[n_features=8,n_atoms=16,n_train=64,n_test=32,n_validation=32]",
+         "-o", "Unrolled sparse coding[n_layers=3,noise_levels='',extra_layers='0']",
+         "-s", "lista[batch_size=16,lr=[0.001,1.0],epochs=6,init=ista]", "-n", "8"], output)
+    subprocess.run(command, check=True, capture_output=True, timeout=TIMEOUT)
+    summary = training_summary(read_results(output),
+                               {"name": "validation_gap", "better": "lower"})
+    flagged = dict(zip(summary["solver_name"].str.extract(r"lr=([0-9.]+)")[0],
+                       summary["did_not_train"]))
+    assert flagged == {"0.001": False, "1.0": True}
