@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Main job: set up .venv, run every benchmark on its offline quick config,
 # write the results (parquet), benchopt's HTML report and the custom plots as
-# PNG files, and print where they are.
+# PNG files, print which methods trained (ci/training_report.py), and print
+# where they are.
 # Usage: bash ci/run_benchmarks.sh [benchmark_dir ...]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,10 +23,13 @@ for benchmark in "${benchmarks[@]}"; do
     benchopt run "$benchmark" --config "$config" --no-display --output "$output.parquet"
     html="$(ls -t "$benchmark"/outputs/*quick_"$stamp"*.html | head -n 1)"
     python ci/render_plots.py "$benchmark" "$output.parquet" "${output}_png"
+    # Which methods trained (validation metric, first -> final evaluation).
+    python ci/training_report.py "$benchmark" "$output.parquet" | tee "${output}_training.txt"
     summary+=("$benchmark ($((SECONDS - start)) s):
     results: $output.parquet
     report:  $ROOT/$html
-    plots:   ${output}_png/")
+    plots:   ${output}_png/
+    trained: ${output}_training.txt")
 done
 echo
 echo "=== Results"

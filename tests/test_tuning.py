@@ -321,3 +321,17 @@ def test_a_broken_learning_rate_is_flagged_did_not_train(tmp_path):
     flagged = dict(zip(summary["solver_name"].str.extract(r"lr=([0-9.]+)")[0],
                        summary["did_not_train"]))
     assert flagged == {"0.001": False, "1.0": True}
+
+
+def test_training_report_names_the_flagged_runs(tmp_path):
+    import training_report
+
+    df = runs({("lista[lr=0.001]", 0): [0.3, 0.2, 0.1], ("lista[lr=1.0]", 0): [0.3, 0.1, 140.0]})
+    df["time"] = df["stop_val"].astype(float)
+    from benchopt.results import save_results
+    result_file = save_results(df, tmp_path / "runs.parquet", uniquify=False)
+    lines = training_report.report(ROOT / "benchmark_unrolling", result_file)
+    text = "\n".join(lines)
+    assert "lista[lr=0.001]: validation_gap 0.3 -> 0.1 (best 0.1 at 2)" in text
+    assert "lista[lr=1.0]: validation_gap 0.3 -> 140 (best 0.1 at 1)  DID NOT TRAIN" in text
+    assert lines[-1] == "  1 of 2 runs flagged."
