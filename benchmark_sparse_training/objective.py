@@ -12,6 +12,12 @@ standard deviation ``noise_std``; mean squared error), the architecture search
 experiment of the same paper, where row-group sparsity lets a deep fully
 connected network (``model=mlp_deep``) find its widths.
 
+Datasets hand over a validation split (``X_validation``, ``y_validation``)
+carved out of the training images and disjoint from the test images;
+``validation_acc`` (denoising: ``validation_mse``), scored on it exactly as
+``test_acc`` (``test_mse``) on the test images, is what tuning selects on
+(``validation_metric``), so that the test images never choose a setting.
+
 For the transformers (``vit``, ``crate``, ``crate_alpha``; sizes ``width``,
 ``depth``, ``heads``, ``patch_size``, None for the defaults) it also reports,
 layer by layer on a fixed batch of test images, the coding rate, the
@@ -69,6 +75,12 @@ class Objective(BaseObjective):
         {"name": "test_acc", "better": "higher", "beside": ["density"]},
         {"name": "test_mse", "better": "lower", "beside": ["density"]},
     ]
+    # What tuning selects on (ci/tune.py): the first of these that a run
+    # reports, the held-out score of its task on the validation split.
+    validation_metric = [
+        {"name": "validation_acc", "better": "higher"},
+        {"name": "validation_mse", "better": "lower"},
+    ]
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
     requirements = ["pip::torch", "pip::torchvision"]
@@ -125,11 +137,13 @@ class Objective(BaseObjective):
             return True, str(error)
         return False, None
 
-    def set_data(self, X_train, y_train, X_test, y_test, n_classes):
+    def set_data(self, X_train, y_train, X_validation, y_validation, X_test, y_test, n_classes):
         # float32 on the CPU: scoring casts one batch at a time to float64, so
         # the data is not held twice in double precision.
         self.X_train = torch.as_tensor(X_train, dtype=torch.float32)
         self.y_train = torch.as_tensor(y_train, dtype=torch.int64)
+        self.X_validation = torch.as_tensor(X_validation, dtype=torch.float32)
+        self.y_validation = torch.as_tensor(y_validation, dtype=torch.int64)
         self.X_test = torch.as_tensor(X_test, dtype=torch.float32)
         self.y_test = torch.as_tensor(y_test, dtype=torch.int64)
         self.n_classes = int(n_classes)
@@ -137,12 +151,15 @@ class Objective(BaseObjective):
         if self.task == "denoising":
             # The targets are the clean images in [0, 1]; the inputs copies
             # degraded once (a fixed noisy data set, as in the authors'
-            # notebook), training images first, from benchopt's seed.
-            self.y_train, self.y_test = to_unit_range(self.X_train, self.X_test)
+            # notebook), from benchopt's seed: training images first, then
+            # test images, then validation images, so that the first two do
+            # not depend on the validation split's size.
+            self.y_train, self.y_test, self.y_validation = to_unit_range(
+                self.X_train, self.X_test, self.X_validation)
             generator = torch_generator(self.get_seed(use_repetition=True))
-            self.X_train, self.X_test = (
+            self.X_train, self.X_test, self.X_validation = (
                 noisy_images(clean, self.noise_std, generator, self.blur_sigma, self.blur_size)
-                for clean in (self.y_train, self.y_test))
+                for clean in (self.y_train, self.y_test, self.y_validation))
         self.X_metrics = self.X_test[:N_METRIC_IMAGES]
 
     def get_objective(self):
@@ -161,12 +178,16 @@ class Objective(BaseObjective):
         if self.task == "classification":
             train_loss, train_accuracy = loss_and_accuracy(model, self.X_train, self.y_train)
             test_loss, test_accuracy = loss_and_accuracy(model, self.X_test, self.y_test)
+            _, validation_accuracy = loss_and_accuracy(model, self.X_validation,
+                                                       self.y_validation)
             metrics.update(value=train_loss, train_acc=train_accuracy, test_loss=test_loss,
-                           test_acc=test_accuracy)
+                           test_acc=test_accuracy, validation_acc=validation_accuracy)
         else:
             train_mse, _ = mse_and_psnr(model, self.X_train, self.y_train)
             test_mse, test_psnr = mse_and_psnr(model, self.X_test, self.y_test)
-            metrics.update(value=train_mse, test_mse=test_mse, test_psnr=test_psnr)
+            validation_mse, _ = mse_and_psnr(model, self.X_validation, self.y_validation)
+            metrics.update(value=train_mse, test_mse=test_mse, test_psnr=test_psnr,
+                           validation_mse=validation_mse)
         metrics.update(
             density=density(model),
             neuron_density=neuron_density(model),

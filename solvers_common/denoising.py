@@ -37,17 +37,18 @@ def check_denoising_options(noise_std, blur_sigma=None, blur_size=9):
         raise ValueError(f"blur_size={blur_size!r} must be an odd integer >= 1.")
 
 
-def to_unit_range(train_images, test_images):
-    """Both splits mapped affinely, channel by channel, so that the training
-    images span [0, 1] (their minimum to 0, their maximum to 1). On images
-    that were [0, 1] images before a per-channel standardization (the image
-    datasets of :mod:`solvers_common.data`) it undoes the standardization
-    whenever the training split holds a 0 and a 1 in each channel (MNIST,
-    digits). Test images may fall slightly outside [0, 1]."""
+def to_unit_range(train_images, *other_images):
+    """The training split and every other split (test, validation) mapped
+    affinely, channel by channel, so that the training images span [0, 1]
+    (their minimum to 0, their maximum to 1). On images that were [0, 1]
+    images before a per-channel standardization (the image datasets of
+    :mod:`solvers_common.data`) it undoes the standardization whenever the
+    training split holds a 0 and a 1 in each channel (MNIST, digits). Other
+    images may fall slightly outside [0, 1]."""
     low = train_images.amin(dim=(0, 2, 3), keepdim=True)
     high = train_images.amax(dim=(0, 2, 3), keepdim=True)
     scale = torch.where(high > low, high - low, torch.ones_like(high))
-    return [(images - low) / scale for images in (train_images, test_images)]
+    return [(images - low) / scale for images in (train_images, *other_images)]
 
 
 def gaussian_kernel(size, sigma):
