@@ -12,6 +12,8 @@ class Solver(TrainingSolver):
 
     name = "adam"
     requirements = ["pip::torch"]
+    # Around Kingma & Ba's (and Bungert et al.'s Adam runs') lr 1e-3.
+    tuning_space = {"lr": [0.0001, 0.0003, 0.001, 0.003]}
     parameters = {
         "lr": [1e-3],
         "init_density": [1.0],

@@ -21,6 +21,8 @@ class Solver(TrainingSolver):
 
     name = "magnitude_pruning"
     requirements = ["pip::torch"]
+    # SGD's space; target_density is the setting compared, not tuned.
+    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3]}
     parameters = {
         "lr": [0.1],
         "momentum": [0.0],

@@ -23,6 +23,9 @@ class Solver(TrainingSolver):
     name = "my_sparse_training_method"
     requirements = ["pip::torch"]
     parameters = {"lr": [0.1], "init_density": [1.0], **TrainingSolver.common_parameters}
+    # Candidates that ci/tune.py tries on the validation split (a literal
+    # dict of parameters to at least 4 combinations of values).
+    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3]}
 
     def make_optimizer(self, network):
         return torch.optim.SGD(network.parameters(), lr=self.lr)
