@@ -14,6 +14,7 @@ a weight-tied network repeats its layer, an untied one repeats its last
 layer (a choice: nothing was trained for those layers).
 """
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -46,7 +47,9 @@ class UnrolledNetwork(nn.Module):
       so a network may skip its products with them;
     - ``thresholds(prepared)``: the ``L`` thresholds, one per layer.
 
-    Layer ``l`` is then ``z_{l+1} = ST(preactivation(l, z_l, z_{l-1}), theta_l)``.
+    Layer ``l`` is then ``z_{l+1} = ST(preactivation(l, z_l, z_{l-1}), theta_l)``,
+    where ``ST`` is ``activation(l, u, theta_l)``, the soft-thresholding
+    unless a subclass replaces it (ALISTA's support selection).
     ``input_size``, the signals' dimension ``n``, is checked on every input
     when given.
 
@@ -79,6 +82,14 @@ class UnrolledNetwork(nn.Module):
 
     def thresholds(self, prepared):
         raise NotImplementedError
+
+    def activation(self, index, u, threshold, out=None):
+        """The nonlinearity of layer ``index`` applied to its preactivation
+        ``u``: ``soft_threshold(u, threshold)``, written into ``out`` when
+        given (forward passes without autograd)."""
+        if out is None:
+            return soft_threshold(u, threshold)
+        return _soft_threshold_into(out, u, threshold)
 
     def continued_layer(self, index):
         """The layer that runs as layer ``index >= n_layers``."""
@@ -123,7 +134,7 @@ class UnrolledNetwork(nn.Module):
             iterates = [z]
             for index, layer in enumerate(layers):
                 u = self.preactivation(layer, z, z_previous, prepared)
-                z_previous, z = z, soft_threshold(u, thresholds[layer])
+                z_previous, z = z, self.activation(layer, u, thresholds[layer])
                 if index == 0 and z.dtype != z_previous.dtype:
                     # under autocast the layers compute in bfloat16: so does z_0
                     iterates[0] = z_previous = z_previous.to(z.dtype)
@@ -138,7 +149,7 @@ class UnrolledNetwork(nn.Module):
         z = z_previous = iterates[0].zero_()
         for index, layer in enumerate(layers):
             u = self.preactivation(layer, z, z_previous, prepared)
-            out = _soft_threshold_into(iterates[index + 1], u, thresholds[layer])
+            out = self.activation(layer, u, thresholds[layer], out=iterates[index + 1])
             z_previous, z = z, out
             if iterate_noise is not None:
                 perturbed = iterate_noise(index + 1, out)
@@ -392,16 +403,83 @@ def analytic_weight_matrix(D):
     return W.to(D.dtype)
 
 
+def check_support_selection(support_selection, support_percent, support_max_percent):
+    """ValueError unless ``support_selection`` is a boolean and both percents
+    are numbers in [0, 100]."""
+    if not isinstance(support_selection, bool):
+        raise ValueError(f"support_selection must be True or False, got {support_selection!r}.")
+    for name, value in (("support_percent", support_percent),
+                        ("support_max_percent", support_max_percent)):
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                or not 0 <= value <= 100):
+            raise ValueError(f"{name} must be a number in [0, 100] (a percentage of the "
+                             f"atoms), got {value!r}.")
+
+
+def support_percents(n_layers, support_percent, support_max_percent):
+    """The percentage ``p^l = min(l p, p_max)`` of entries that layer
+    ``l = 1 .. L`` keeps without shrinkage (Chen, Liu, Wang & Yin 2018,
+    Sec. 3.2: the selected support grows linearly with the depth, up to a
+    cap)."""
+    return tuple(min(layer * support_percent, support_max_percent)
+                 for layer in range(1, n_layers + 1))
+
+
+def support_size(percent, n_atoms):
+    """How many of ``n_atoms`` entries make up ``percent`` %: the rank of the
+    authors' nearest-rank percentile, ``round((m - 1) p / 100)``, so that
+    the counts are those of their code (6 of 500 at 1.2 %, 3 of 256)."""
+    return int(round((n_atoms - 1) * percent / 100))
+
+
+def support_selection_threshold(u, threshold, n_kept):
+    """The soft-thresholding with support selection of Chen, Liu, Wang & Yin
+    (2018, eq. (13)) used by ALISTA (Liu et al. 2019, eq. (16)): the entries
+    of ``u`` among the ``n_kept`` largest in magnitude of their row *and*
+    above the threshold pass unchanged, the others are soft-thresholded.
+
+    The selection is a mask without gradient (the authors stop it), so the
+    map stays differentiable in ``u`` and ``threshold`` wherever the
+    selection does not change."""
+    if n_kept == 0:
+        return soft_threshold(u, threshold)
+    magnitude = u.detach().abs()
+    largest = magnitude.topk(min(n_kept, u.shape[-1]), dim=-1).indices
+    kept = torch.zeros_like(magnitude, dtype=torch.bool).scatter_(-1, largest, True)
+    kept &= magnitude > threshold
+    return torch.where(kept, u, soft_threshold(u, threshold))
+
+
 class ALISTA(_ResidualNetwork):
-    """ALISTA (Liu, Chen, Wang & Yin 2019, eq. (16)): the analytic weight
+    """ALISTA (Liu, Chen, Wang & Yin 2019, "ALISTA: Analytic weights are as
+    good as learned weights in LISTA", ICLR, eq. (16)): the analytic weight
     matrix ``W`` of :func:`analytic_weight_matrix` is fixed, only a step
     ``gamma^l`` and a threshold ``theta^l`` per layer are learned:
-    ``z_{l+1} = ST(z_l - gamma^l W^T (D z_l - x), theta^l)``.
+    ``z_{l+1} = eta(z_l - gamma^l W^T (D z_l - x), theta^l)``.
     Initialized at ``gamma^l = 1 / ||W^T D||_2`` (ISTA's step when W = D) and
-    ``theta^l = gamma^l lmbd``."""
+    ``theta^l = gamma^l lmbd``.
 
-    def __init__(self, D, lmbd, n_layers):
+    ``eta`` is the soft-thresholding, or with ``support_selection=True`` the
+    thresholding with support selection of the paper's eq. (16) (Chen, Liu,
+    Wang & Yin 2018, "Theoretical linear convergence of unfolded ISTA and its
+    practical weights and thresholds", NeurIPS, eq. (13)): at layer ``l = 1
+    .. L`` the entries among the ``p^l = min(l p, p_max)`` percent largest in
+    magnitude of each signal's preactivation, when above ``theta^l``, skip
+    the shrinkage (:func:`support_selection_threshold`). ``p =
+    support_percent`` and ``p_max = support_max_percent``; the authors run
+    their 16-layer networks at ``p = 1.2``, ``p_max = 13``. The entries
+    counted are :func:`support_size`'s. Past ``n_layers`` the network repeats
+    its last layer, selection included. Off by default here, so that the
+    untrained network is the plain proximal-gradient step."""
+
+    def __init__(self, D, lmbd, n_layers, support_selection=False, support_percent=1.2,
+                 support_max_percent=13.0):
+        check_support_selection(support_selection, support_percent, support_max_percent)
         super().__init__(D, lmbd, n_layers)
+        self.support_selection = support_selection
+        percents = (support_percents(n_layers, support_percent, support_max_percent)
+                    if support_selection else (0.0,) * n_layers)
+        self.support_sizes = tuple(support_size(p, D.shape[1]) for p in percents)
         W = analytic_weight_matrix(D)
         self.register_buffer("W", W)
         step = 1.0 / torch.linalg.matrix_norm(W.T @ D, ord=2)
@@ -413,6 +491,13 @@ class ALISTA(_ResidualNetwork):
 
     def thresholds(self, prepared):
         return self.threshold.unbind(0)
+
+    def activation(self, index, u, threshold, out=None):
+        n_kept = self.support_sizes[index]
+        if n_kept == 0:
+            return super().activation(index, u, threshold, out=out)
+        z = support_selection_threshold(u, threshold, n_kept)
+        return z if out is None else out.copy_(z)
 
 
 class SLISTA(_ResidualNetwork):
