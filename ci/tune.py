@@ -123,10 +123,32 @@ def candidates(space, budget, seed):
     return [points[i] for i in sorted(chosen)]
 
 
-def plan(config, classes, budget, seed):
+def retunable(text):
+    """``{entry: parameters}`` of the config's solver entries marked by an
+    earlier tuning (``- "lista[lr=0.001]"  # tuned: lr``): those values came
+    from the tuner, and a new tuning may change them."""
+    marked, in_solvers = {}, False
+    for line in text.splitlines():
+        key = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
+        if key:
+            in_solvers = key.group(1) == "solver"
+        item = re.match(r"^\s*-\s*(.+?)\s*#\s*tuned:\s*(.*)$", line)
+        if in_solvers and item:
+            names = [name.strip() for name in item.group(2).split(",") if name.strip()]
+            marked[yaml.safe_load(item.group(1))] = set(names)
+    return marked
+
+
+def plan(config, classes, budget, seed, marked=None):
     """The config's solver entries as a list of ``(entry, variants)``; a
     variant is ``{"name", "fixed", "space", "candidates"}``, with no space nor
-    candidates for a solver that declares no ``tuning_space``."""
+    candidates for a solver that declares no ``tuning_space``.
+
+    A parameter of the solver's space that the config entry sets is pinned
+    there (the config compares its values on purpose, e.g. with and without
+    training noise), unless ``marked`` (:func:`retunable`) says that an
+    earlier tuning wrote it; the variant's space is the rest."""
+    marked = marked or {}
     entries = []
     for entry in config.get("solver", []):
         name, args, fixed = _extract_options(entry)
@@ -134,19 +156,22 @@ def plan(config, classes, budget, seed):
             raise SystemExit(f"error: cannot tune the config entry {entry!r}: "
                              + (f"no solver named {name!r} in the benchmark."
                                 if name not in classes else "positional options."))
-        space = getattr(classes[name], "tuning_space", None) or {}
-        unknown = sorted(set(space) - set(classes[name].parameters))
+        declared = getattr(classes[name], "tuning_space", None) or {}
+        unknown = sorted(set(declared) - set(classes[name].parameters))
         if unknown:
             raise SystemExit(f"error: {name}.tuning_space names {unknown}, which are not among "
                              f"its parameters {sorted(classes[name].parameters)}.")
+        pinned = set(fixed) - marked.get(entry, set())
+        space = {k: v for k, v in declared.items() if k not in pinned}
         variants = []
         for variant in product_param(fixed) if fixed else [{}]:
             kept = {k: v for k, v in variant.items() if k not in space}
             try:
                 chosen = candidates(space, budget, seed) if space else []
             except ValueError as error:
-                raise SystemExit(f"error: {name}: {error}; lower --budget or widen the "
-                                 "space.") from None
+                raise SystemExit(f"error: {solver_string(name, kept)}: {error} (the config "
+                                 f"sets {sorted(pinned & set(declared))} of its tuning_space); "
+                                 "lower --budget or widen the space.") from None
             variants.append(dict(name=name, fixed=kept, space=space,
                                  candidates=[{**kept, **c} for c in chosen]))
         entries.append((entry, variants))
@@ -234,8 +259,10 @@ def record_lines(command, budget, seed, repetitions, alternatives, tuned):
 
 def rewrite(text, replacements, record):
     """The config ``text`` with each solver entry replaced by its tuned
-    lines and the tuning record before the first key (after the header
-    comments), replacing an earlier record."""
+    lines (``replacements[entry]``: ``(solver string, tuned parameters)``
+    pairs, the latter written as a ``# tuned:`` comment) and the tuning
+    record before the first key (after the header comments), replacing an
+    earlier record."""
     lines = text.splitlines()
     if RECORD_START in lines:
         start = lines.index(RECORD_START)
@@ -245,11 +272,13 @@ def rewrite(text, replacements, record):
         key = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
         if key:
             in_solvers = key.group(1) == "solver"
-        item = re.match(r"^(\s*)-\s*(.+?)\s*$", line)
+        item = re.match(r"^(\s*)-\s*(.+?)\s*(#.*)?$", line)
         if in_solvers and item:
             value = yaml.safe_load(item.group(2))
             if value in replacements:
-                out.extend(f'{item.group(1)}- "{tuned}"' for tuned in replacements[value])
+                out.extend(f'{item.group(1)}- "{tuned}"' + (f"  # tuned: {', '.join(names)}"
+                                                            if names else "")
+                           for tuned, names in replacements[value])
                 continue
         out.append(line)
     first_key = next(i for i, line in enumerate(out) if re.match(r"^[A-Za-z_][\w-]*\s*:", line))
@@ -294,7 +323,8 @@ def main(argv=None):
     config = yaml.safe_load(text)
     benchmark_dir = benchmark_of(config_path, args.benchmark)
     alternatives = validation_metric(benchmark_dir)
-    entries = plan(config, solver_classes(benchmark_dir), args.budget, args.seed)
+    entries = plan(config, solver_classes(benchmark_dir), args.budget, args.seed,
+                   retunable(text))
     n_candidates = sum(len(v["candidates"]) for _, variants in entries for v in variants)
     for _, variants in entries:
         for variant in variants:
@@ -316,12 +346,13 @@ def main(argv=None):
         lines = []
         for variant in variants:
             if not variant["space"]:
-                lines.append(solver_string(variant["name"], variant["fixed"]))
+                lines.append((solver_string(variant["name"], variant["fixed"]), []))
                 continue
             losses, notes = candidate_scores(summary, variant)
             chosen = select(losses)
             best = variant["fixed"] if chosen is None else variant["candidates"][chosen]
-            lines.append(solver_string(variant["name"], best))
+            lines.append((solver_string(variant["name"], best),
+                          [] if chosen is None else list(variant["space"])))
             tuned.append((variant, notes, chosen))
         replacements[entry] = lines
     command = shlex.join(["python", "ci/tune.py", *(argv if argv is not None else sys.argv[1:])])

@@ -131,8 +131,8 @@ n-repetitions: 1
 dataset:
   - targets
 solver:
-  - "descent[rounds=5]"
-  - constant
+  - "descent[rounds=5,lr=0.1]"  # tuned: lr
+  - "constant[scale=1.0]"
   - fixed
 """
 
@@ -167,9 +167,20 @@ def test_the_tuner_selects_the_known_best_on_the_validation_metric(tuned):
     # The descent's best rate (exact after one step), the config's own
     # `rounds` kept, the solver without a space kept as written.
     assert "descent[rounds=5,lr=0.5]" in solvers
+    assert '- "descent[rounds=5,lr=0.5]"  # tuned: lr' in text
     assert "fixed" in solvers
     constant = [s for s in solvers if s.startswith("constant")]
-    assert len(constant) == 1
+    assert len(constant) == 1 and '"  # tuned: x' in text
+
+
+def test_a_parameter_the_config_sets_is_pinned(tuned):
+    """constant[scale=1.0]: scale is in its space but the config sets it (and
+    no earlier tuning did): only x is tuned; descent's lr, marked as tuned
+    before, is tuned again."""
+    _, df = tuned
+    constant = df[df["solver_name"].str.startswith("constant")]
+    assert set(constant["p_solver_scale"]) == {1.0}
+    assert constant["p_solver_x"].nunique() == 4
 
 
 def test_the_constant_solver_gets_the_best_of_its_drawn_candidates(tuned):
@@ -179,7 +190,7 @@ def test_the_constant_solver_gets_the_best_of_its_drawn_candidates(tuned):
     best = rows.loc[(answers - VALIDATION_TARGET).abs().idxmin()]
     selected = [s for s in yaml.safe_load(text)["solver"] if s.startswith("constant")][0]
     assert selected == tune.solver_string(
-        "constant", {"x": float(best["p_solver_x"]), "scale": float(best["p_solver_scale"])})
+        "constant", {"scale": float(best["p_solver_scale"]), "x": float(best["p_solver_x"])})
 
 
 def test_every_tuned_solver_gets_the_same_number_of_candidates(tuned):
