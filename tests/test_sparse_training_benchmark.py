@@ -1,7 +1,6 @@
 """benchmark_sparse_training driven through benchopt's API: datasets (offline),
 the objective's scores on hand-built networks, every solver on a short run,
 seeding, bad parameters and the custom plots."""
-import ast
 import gzip
 import itertools
 import math
@@ -22,6 +21,7 @@ from solvers_common.data import load_images
 from solvers_common.data.classification import validation_split
 from solvers_common.learning_rate import step_decay_factor
 from solvers_common.models import build_model
+from solvers_common.results import class_attribute
 from solvers_common.seeding import numpy_generator
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -373,15 +373,9 @@ def test_step_schedule_follows_its_closed_form(benchmark, solver_name):
 
 
 def _tuning_space(solver_name):
-    """The solver's ``tuning_space`` read from its source as a literal, as
-    the tuner reads it (without importing)."""
-    tree = ast.parse((BENCHMARK_DIR / "solvers" / f"{solver_name}.py").read_text())
-    (solver,) = [node for node in tree.body
-                 if isinstance(node, ast.ClassDef) and node.name == "Solver"]
-    for statement in solver.body:
-        if isinstance(statement, ast.Assign) and statement.targets[0].id == "tuning_space":
-            return ast.literal_eval(statement.value)
-    return None
+    """The solver's ``tuning_space`` read from its source as a literal."""
+    return class_attribute(BENCHMARK_DIR / "solvers" / f"{solver_name}.py", "Solver",
+                           "tuning_space")
 
 
 def test_every_solver_of_the_quick_and_evidence_configs_has_a_tuning_space(benchmark):
