@@ -16,8 +16,10 @@ The protocol (README, "Tuning"):
   Cartesian product of its space, drawn without replacement with the seed
   ``S`` (all of them when the product has ``N``). A space with fewer than
   ``N`` points is an error: no solver gets fewer candidates than another.
-  The config's own values of the tuned parameters are replaced, its other
-  parameters kept.
+  A value the config writes for a tuned parameter is a starting guess and is
+  replaced; a parameter the config sets to a list (a comparison it makes on
+  purpose, ``lmbd=[0.01,0.1]``) or names in a ``# pinned: noise_level``
+  comment on the entry stays as written; its other parameters are kept.
 - All candidates run in one ``benchopt run`` of the config's datasets,
   objectives and limits (``max-runs``, ``timeout``), with benchopt's seed
   ``S`` and ``R`` repetitions (default 1): every candidate of every solver
@@ -123,32 +125,32 @@ def candidates(space, budget, seed):
     return [points[i] for i in sorted(chosen)]
 
 
-def retunable(text):
-    """``{entry: parameters}`` of the config's solver entries marked by an
-    earlier tuning (``- "lista[lr=0.001]"  # tuned: lr``): those values came
-    from the tuner, and a new tuning may change them."""
-    marked, in_solvers = {}, False
+def pinned_by_comment(text):
+    """``{entry: parameters}`` of the config's solver entries that a comment
+    pins (``- "lista[init=random,noise_level=0.1]"  # pinned: noise_level``)."""
+    pinned, in_solvers = {}, False
     for line in text.splitlines():
         key = re.match(r"^([A-Za-z_][\w-]*)\s*:", line)
         if key:
             in_solvers = key.group(1) == "solver"
-        item = re.match(r"^\s*-\s*(.+?)\s*#\s*tuned:\s*(.*)$", line)
+        item = re.match(r"^\s*-\s*(.+?)\s*#.*\bpinned:\s*([\w\s,]*)", line)
         if in_solvers and item:
-            names = [name.strip() for name in item.group(2).split(",") if name.strip()]
-            marked[yaml.safe_load(item.group(1))] = set(names)
-    return marked
+            names = {name.strip() for name in item.group(2).split(",") if name.strip()}
+            pinned[yaml.safe_load(item.group(1))] = names
+    return pinned
 
 
-def plan(config, classes, budget, seed, marked=None):
+def plan(config, classes, budget, seed, pinned_comments=None):
     """The config's solver entries as a list of ``(entry, variants)``; a
     variant is ``{"name", "fixed", "space", "candidates"}``, with no space nor
     candidates for a solver that declares no ``tuning_space``.
 
-    A parameter of the solver's space that the config entry sets is pinned
-    there (the config compares its values on purpose, e.g. with and without
-    training noise), unless ``marked`` (:func:`retunable`) says that an
-    earlier tuning wrote it; the variant's space is the rest."""
-    marked = marked or {}
+    A parameter of the solver's space that the config entry sets to one
+    value is tuned (that value is a starting guess, replaced); one it sets to
+    a list (``lmbd=[0.01,0.1]``: the config compares those values on purpose)
+    or that a ``# pinned:`` comment names (:func:`pinned_by_comment`) is
+    pinned, and the variant's space is the rest."""
+    pinned_comments = pinned_comments or {}
     entries = []
     for entry in config.get("solver", []):
         name, args, fixed = _extract_options(entry)
@@ -161,7 +163,8 @@ def plan(config, classes, budget, seed, marked=None):
         if unknown:
             raise SystemExit(f"error: {name}.tuning_space names {unknown}, which are not among "
                              f"its parameters {sorted(classes[name].parameters)}.")
-        pinned = set(fixed) - marked.get(entry, set())
+        pinned = ({k for k, v in fixed.items() if isinstance(v, list)}
+                  | pinned_comments.get(entry, set()))
         space = {k: v for k, v in declared.items() if k not in pinned}
         variants = []
         for variant in product_param(fixed) if fixed else [{}]:
@@ -276,9 +279,13 @@ def rewrite(text, replacements, record):
         if in_solvers and item:
             value = yaml.safe_load(item.group(2))
             if value in replacements:
-                out.extend(f'{item.group(1)}- "{tuned}"' + (f"  # tuned: {', '.join(names)}"
-                                                            if names else "")
-                           for tuned, names in replacements[value])
+                # A "# pinned:" comment stays; "# tuned:" says what this tuning chose.
+                pinned = re.search(r"pinned:[\w\s,]*\w", item.group(3) or "")
+                for tuned, names in replacements[value]:
+                    notes = ([f"tuned: {', '.join(names)}"] if names else []) + (
+                        [pinned.group(0)] if pinned else [])
+                    out.append(f'{item.group(1)}- "{tuned}"'
+                               + (f"  # {'; '.join(notes)}" if notes else ""))
                 continue
         out.append(line)
     first_key = next(i for i, line in enumerate(out) if re.match(r"^[A-Za-z_][\w-]*\s*:", line))
@@ -324,13 +331,13 @@ def main(argv=None):
     benchmark_dir = benchmark_of(config_path, args.benchmark)
     alternatives = validation_metric(benchmark_dir)
     entries = plan(config, solver_classes(benchmark_dir), args.budget, args.seed,
-                   retunable(text))
+                   pinned_by_comment(text))
     n_candidates = sum(len(v["candidates"]) for _, variants in entries for v in variants)
     for _, variants in entries:
         for variant in variants:
             print(f"{solver_string(variant['name'], variant['fixed'])}: "
                   + (f"{len(variant['candidates'])} candidates" if variant["space"]
-                     else "no tuning_space, kept as written"))
+                     else "nothing to tune (no tuning_space, or all of it pinned), kept as written"))
     if args.dry_run or n_candidates == 0:
         return
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%Hh%Mm%S")

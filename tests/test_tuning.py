@@ -131,8 +131,8 @@ n-repetitions: 1
 dataset:
   - targets
 solver:
-  - "descent[rounds=5,lr=0.1]"  # tuned: lr
-  - "constant[scale=1.0]"
+  - "descent[rounds=5,lr=0.1]"
+  - "constant[scale=1.0]"  # pinned: scale
   - fixed
 """
 
@@ -170,13 +170,12 @@ def test_the_tuner_selects_the_known_best_on_the_validation_metric(tuned):
     assert '- "descent[rounds=5,lr=0.5]"  # tuned: lr' in text
     assert "fixed" in solvers
     constant = [s for s in solvers if s.startswith("constant")]
-    assert len(constant) == 1 and '"  # tuned: x' in text
+    assert len(constant) == 1 and '"  # tuned: x; pinned: scale' in text
 
 
 def test_a_parameter_the_config_sets_is_pinned(tuned):
-    """constant[scale=1.0]: scale is in its space but the config sets it (and
-    no earlier tuning did): only x is tuned; descent's lr, marked as tuned
-    before, is tuned again."""
+    """constant[scale=1.0] # pinned: scale: only x is tuned; descent's lr,
+    set to one value by the config, is a starting guess and is tuned."""
     _, df = tuned
     constant = df[df["solver_name"].str.startswith("constant")]
     assert set(constant["p_solver_scale"]) == {1.0}
@@ -221,6 +220,21 @@ def test_a_second_tuning_replaces_the_record(tuned, tmp_path):
     again = tune.rewrite(text, {}, [tune.RECORD_START, "# new", tune.RECORD_END])
     assert again.count(tune.RECORD_START) == 1 and "# new" in again
     assert "lr=0.5: validation_loss" not in again
+
+
+def test_a_grid_in_the_config_pins_its_parameter(tiny_benchmark):
+    classes = tune.solver_classes(tiny_benchmark)
+    config = {"solver": ["constant[scale=[1.0,2.0],x=0.0]"]}
+    [(_, variants)] = tune.plan(config, classes, budget=4, seed=0)
+    assert [v["fixed"] for v in variants] == [{"scale": 1.0}, {"scale": 2.0}]
+    for variant in variants:
+        assert list(variant["space"]) == ["x"] and len(variant["candidates"]) == 4
+        assert {c["scale"] for c in variant["candidates"]} == {variant["fixed"]["scale"]}
+    # With x pinned too, nothing of the space is left to draw from.
+    pinned = tune.pinned_by_comment('solver:\n  - "constant[scale=[1.0,2.0]]"  # pinned: x\n')
+    assert pinned == {"constant[scale=[1.0,2.0]]": {"x"}}
+    [(_, variants)] = tune.plan({"solver": ["constant[scale=[1.0,2.0]]"]}, classes, 4, 0, pinned)
+    assert all(v["space"] == {} and v["candidates"] == [] for v in variants)
 
 
 def test_a_space_smaller_than_the_budget_is_refused(tiny_benchmark):
