@@ -337,7 +337,7 @@ def main(argv=None):
         for variant in variants:
             print(f"{solver_string(variant['name'], variant['fixed'])}: "
                   + (f"{len(variant['candidates'])} candidates" if variant["space"]
-                     else "nothing to tune (no tuning_space, or all of it pinned), kept as written"))
+                     else "nothing to tune (no tuning_space, or all pinned), kept as written"))
     if args.dry_run or n_candidates == 0:
         return
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%Hh%Mm%S")
