@@ -99,3 +99,82 @@ def test_a_bad_schedule_is_refused_before_any_work(benchmark):
     with pytest.raises(ValueError, match="lr_schedule='linear' is unknown"):
         solver._set_objective(objective)
     assert not hasattr(solver, "X")  # raised before the data were moved
+
+
+# ---------------------------------------------------------------------------
+# What the quick config shows, on a stand-in trained in seconds
+# ---------------------------------------------------------------------------
+
+STAND_IN = dict(n_features=16, n_atoms=32, density=0.2, n_train=256, n_test=64,
+                n_validation=64)
+
+
+def training_curve(benchmark, solver_name, n_layers=5, **parameters):
+    """The objective's metrics at every evaluation of one benchopt-like run
+    (the first one before any training) on the stand-in problem, seed 0."""
+    dataset_class = next(d for d in benchmark.get_datasets() if d.name == "simulated")
+    dataset = dataset_class.get_instance(**STAND_IN)
+    objective = benchmark.get_benchmark_objective().get_instance(
+        n_layers=n_layers, noise_levels="", extra_layers="0")
+    RunContext().set_run_context(objective, dataset, "dummy", repetition=0, base_seed=0)
+    objective.set_data(**dataset.get_data())
+    solver_class = next(s for s in benchmark.get_solvers() if s.name == solver_name)
+    solver = solver_class.get_instance(**parameters)
+    RunContext().set_run_context(objective, dataset, solver, repetition=0, base_seed=0)
+    skip, reason = solver._set_objective(objective)
+    assert not skip, reason
+    curve = []
+
+    def callback():
+        curve.append(objective.evaluate_result(**solver.get_result()))
+        return True
+
+    solver.run(callback)
+    return curve
+
+
+TRAINING = dict(batch_size=32, epochs=15, lr=3e-3, dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def lista_from_ista(benchmark):
+    return training_curve(benchmark, "lista", init="ista", **TRAINING)
+
+
+def test_the_constrained_lista_from_ista_descends_and_matches_lista(benchmark, lista_from_ista):
+    curve = training_curve(benchmark, "lista_constrained", init="ista", **TRAINING)
+    first, last = curve[0], curve[-1]
+    # From ISTA's weights (nonexpansive toward z*) every layer gets closer;
+    # here, as in the quick config, no constraint binds: it trains as LISTA.
+    assert first["distance_descent_rate"] >= 0.95
+    assert last["distance_descent_rate"] >= 0.9
+    assert last["value"] < 0.8 * first["value"]  # it trained
+    assert last["value"] < last["gap_layer_0"]
+    assert last["value"] <= 1.5 * lista_from_ista[-1]["value"]
+    assert last["validation_gap"] < first["validation_gap"]
+
+
+@pytest.mark.parametrize("solver_name, parameters", [
+    ("lista", dict(init="random")),
+    ("lista_tied", dict(training="unrolled")),
+    ("lista_tied", dict(training="implicit")),
+    ("lista_cp", {}),
+])
+def test_a_trained_network_ends_below_its_input_gap(benchmark, solver_name, parameters):
+    curve = training_curve(benchmark, solver_name, **parameters, **TRAINING)
+    assert len(curve) == TRAINING["epochs"] + 1
+    first, last = curve[0], curve[-1]
+    assert last["value"] < last["gap_layer_0"], (solver_name, parameters, last["value"])
+    assert last["value"] < 0.9 * first["value"]
+    assert last["validation_gap"] < last["gap_layer_0"]
+
+
+@pytest.mark.parametrize("solver_name", ["lista", "lista_constrained", "lista_cp", "lista_tied"])
+def test_tuning_spaces_have_four_candidates_of_the_solvers_parameters(benchmark, solver_name):
+    solver_class = next(s for s in benchmark.get_solvers() if s.name == solver_name)
+    space = solver_class.tuning_space
+    assert set(space) <= set(solver_class.parameters), (solver_name, space)
+    assert math.prod(len(values) for values in space.values()) >= 4
+    assert 1e-3 in space["lr"]  # centred on the suite's Adam rate
+    if solver_name in ("lista", "lista_constrained"):
+        assert space["noise_level"] == [0.0, 0.1]  # the same comparator noise

@@ -10,6 +10,7 @@ class Solver(TrainedSolver):
     name = "lista_cp"
     requirements = ["pip::torch"]
     parameters = {**TrainedSolver.common_parameters}
+    tuning_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3]}
     test_config = {"batch_size": 16}
 
     def build_network(self, D, lmbd, n_layers, generator):

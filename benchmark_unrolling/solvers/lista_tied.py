@@ -39,6 +39,7 @@ class Solver(TrainedSolver):
         "backward": ["fixed_point"],
         **TrainedSolver.common_parameters,
     }
+    tuning_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3]}
     test_config = {"batch_size": 16}
 
     def skip(self, **objective):
