@@ -16,9 +16,14 @@ class BlackBoxSolver(BilevelSolver):
     ``relative_to_lmbd_max``, in [log lmbd_max + lmbd_min, log lmbd_max +
     lmbd_max] on an l1-regularized problem (lmbd_max: the smallest
     regularization with theta* = 0), the grids of Bertrand et al. (2020),
-    which do not depend on the scale of the data."""
+    which do not depend on the scale of the data.
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): counted as
+    Newton-CG and the validation loss call the oracles; NaN on the
+    l1-regularized problems, whose own inner solver is not counted."""
 
     stochastic = False
+    counts_oracles = True
     range_parameters = {"lmbd_min, lmbd_max": [(-10.0, 2.0)],
                         "relative_to_lmbd_max": [False]}
 

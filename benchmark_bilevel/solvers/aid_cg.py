@@ -26,6 +26,10 @@ class Solver(SmoothBilevelSolver):
         lmbd_{k+1} = lmbd_k - step_size p_k
     (HOAG's 1/L step with a fixed L = 1 / step_size.) Tolerances stop
     decreasing at the precision of ``dtype``.
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): counted as the
+    oracles are called (Newton-CG's and CG's iterations depend on the
+    tolerances).
     """
 
     name = "aid_cg"
@@ -36,6 +40,7 @@ class Solver(SmoothBilevelSolver):
         **SmoothBilevelSolver.full_batch_parameters,
     }
     step_size_parameters = ("step_size",)
+    counts_oracles = True
     test_config = {"eval_freq": 1}
 
     def check_parameters(self):

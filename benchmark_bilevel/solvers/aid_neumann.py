@@ -14,6 +14,11 @@ class Solver(SmoothBilevelSolver):
         v = alpha sum_{q=0}^{Q} (I - alpha d2_theta G)^q grad_theta F
         lmbd <- lmbd - gamma (grad_lmbd F - d2_(lmbd,theta) G v)
     alpha = step_size, gamma = step_size / outer_ratio, Q = n_neumann_steps.
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per outer
+    iteration (S + Q + 1) n + m (S = n_inner_steps gradients, Q Hessian-vector
+    products, one cross product on the n inner samples, a gradient of F on
+    the m outer samples).
     """
 
     name = "aid_neumann"
@@ -27,6 +32,10 @@ class Solver(SmoothBilevelSolver):
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps", "n_neumann_steps")
     test_config = {"n_inner_steps": 3, "n_neumann_steps": 3}
+
+    def oracle_calls_per_iteration(self):
+        n_inner, n_outer = self.batch_samples()
+        return (self.n_inner_steps + self.n_neumann_steps + 1) * n_inner + n_outer
 
     def step(self):
         problem, lmbd, alpha = self.problem, self.lmbd, self.step_size

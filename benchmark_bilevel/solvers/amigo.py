@@ -16,9 +16,16 @@ class Solver(SmoothBilevelSolver):
         lmbd_{k+1} = lmbd_k - gamma (grad_lmbd F_j - d2_(lmbd,theta) G_i v_k)
     alpha = beta = step_size, gamma = step_size / outer_ratio (reference
     defaults 0.1, 1, 10 steps).
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per outer
+    iteration (2 S + 1) b + b' (S = n_inner_steps gradients and S
+    Hessian-vector products, one cross product on b inner samples each, a
+    gradient of F on b' outer samples).
     """
 
     name = "amigo"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],
@@ -30,6 +37,10 @@ class Solver(SmoothBilevelSolver):
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)
+
+    def oracle_calls_per_iteration(self):
+        inner, outer = self.batch_samples()
+        return (2 * self.n_inner_steps + 1) * inner + outer
 
     def step(self):
         problem, lmbd, sampler = self.problem, self.lmbd, self.inner_sampler

@@ -19,6 +19,8 @@ class Solver(InnerLoopSolver):
     """
 
     name = "bsa"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
 
     def inverse_hessian_vector(self, theta, lmbd, grad_theta_outer):
         return neumann_random_truncation(self.problem, theta, lmbd, grad_theta_outer,

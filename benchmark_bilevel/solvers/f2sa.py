@@ -30,9 +30,16 @@ class Solver(SmoothBilevelSolver):
     quadratic problem.) Reference defaults: step_size 0.01, outer_ratio 1,
     penalty_initial 1, 10 inner steps. The result's theta is z, the estimate
     of theta*(lmbd).
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per iteration
+    (2 S + 2) b + (S + 1) b' (S = n_inner_steps; two gradients of G and one
+    of F per inner step, then one of F and two of G), b inner and b' outer
+    samples.
     """
 
     name = "f2sa"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.01, 0.03, 0.1], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {
         "step_size": [0.01],
         "outer_ratio": [1.0],
@@ -47,6 +54,10 @@ class Solver(SmoothBilevelSolver):
         self.y = self.theta.clone()
         self.penalized_step = StepSizeSchedule(self.step_size, 5 / 7)
         self.inner_step = StepSizeSchedule(self.step_size, 4 / 7)
+
+    def oracle_calls_per_iteration(self):
+        inner, outer = self.batch_samples()
+        return (2 * self.n_inner_steps + 2) * inner + (self.n_inner_steps + 1) * outer
 
     def step(self):
         problem, k, lmbd = self.problem, self.iteration, self.lmbd

@@ -26,9 +26,16 @@ class Solver(FusedSolver):
     equal to step_size (0.1). ``implementation`` "compiled": the same
     iterations, ``fused.fsla_iteration``, compiled
     (benchmark_utils/fused_solver.py).
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per iteration
+    4 b + 3 b' (b inner, b' outer samples: the gradients of G_i1 and F_j1,
+    the Hessian-vector product, and Phi at two points, a gradient of F_j2
+    and a cross product each).
     """
 
     name = "fsla"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],
@@ -53,6 +60,10 @@ class Solver(FusedSolver):
         self.direction = RecursiveEstimator()
         self.previous = (self.theta, self.lmbd, self.v)
         super().initialize()
+
+    def oracle_calls_per_iteration(self):
+        inner, outer = self.batch_samples()
+        return 4 * inner + 3 * outer
 
     def compiled_hyperparameters(self):
         return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,

@@ -14,6 +14,12 @@ class Solver(SmoothBilevelSolver):
         theta_{k+1} = theta_k - alpha grad_theta G(theta_k, lmbd), k < K
         lmbd <- lmbd - gamma d/dlmbd F(theta_K(lmbd), lmbd)   (autograd)
     alpha = step_size, gamma = step_size / outer_ratio, K = n_inner_steps.
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per outer
+    iteration (3 K - 1) n + m: K gradients forward; backward, through each
+    step a cross product, and a Hessian-vector product through all but the
+    first (theta_0 is a constant), on the n inner samples; a gradient of F
+    (the loss and its reverse pass) on the m outer samples.
     """
 
     name = "itd"
@@ -26,6 +32,10 @@ class Solver(SmoothBilevelSolver):
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps")
     test_config = {"n_inner_steps": 3}
+
+    def oracle_calls_per_iteration(self):
+        n_inner, n_outer = self.batch_samples()
+        return (3 * self.n_inner_steps - 1) * n_inner + n_outer
 
     def step(self):
         problem = self.problem

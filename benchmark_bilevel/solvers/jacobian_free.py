@@ -12,6 +12,10 @@ class Solver(SmoothBilevelSolver):
         theta <- n_inner_steps gradient steps (warm start), step alpha
         lmbd  <- lmbd - gamma (grad_lmbd F - alpha d2_(lmbd,theta) G grad_theta F)
     alpha = step_size, gamma = step_size / outer_ratio.
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per outer
+    iteration (S + 1) n + m (S = n_inner_steps gradients and one cross product
+    on the n inner samples, a gradient of F on the m outer samples).
     """
 
     name = "jacobian_free"
@@ -24,6 +28,10 @@ class Solver(SmoothBilevelSolver):
     }
     step_size_parameters = ("step_size", "outer_ratio", "n_inner_steps")
     test_config = {"n_inner_steps": 3}
+
+    def oracle_calls_per_iteration(self):
+        n_inner, n_outer = self.batch_samples()
+        return (self.n_inner_steps + 1) * n_inner + n_outer
 
     def step(self):
         problem, lmbd, alpha = self.problem, self.lmbd, self.step_size

@@ -24,9 +24,16 @@ class Solver(DoubleMomentumSolver):
     benchmark_utils/solver_families.py's DoubleMomentumSolver;
     ``implementation`` "compiled": the same iterations,
     ``fused.mrbo_iteration``, compiled (benchmark_utils/fused_solver.py).
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per iteration,
+    at each of the two points, a gradient of G_i and Phi (a gradient of F, Q
+    Hessian-vector and one cross product): 2 ((Q + 2) b + b') for b inner
+    and b' outer samples.
     """
 
     name = "mrbo"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {"implementation": ["auto"], **DoubleMomentumSolver.parameters}
     compiled_iteration = fused.mrbo_iteration
     # 10 Hessian-vector products at two points per iteration: one iteration
@@ -37,6 +44,10 @@ class Solver(DoubleMomentumSolver):
     def inner_batches_per_iteration(self):
         # The inner batch, the cross batch, one per Hessian-vector product.
         return 2 + self.n_neumann_steps
+
+    def oracle_calls_per_iteration(self):
+        inner, outer = self.batch_samples()
+        return 2 * ((self.n_neumann_steps + 2) * inner + outer)
 
     def hypergradient_batches(self):
         return draw_hypergradient_batches(self.inner_sampler, self.outer_sampler,

@@ -17,9 +17,15 @@ class Solver(FusedSolver):
     memory starts at zero, as in the reference benchmark. ``implementation``
     "compiled": the same iterations, ``fused.saba_iteration``, compiled
     (benchmark_utils/fused_solver.py).
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): SOBA's, 3 b + b'
+    per iteration (b inner, b' outer samples); the SAGA tables store the
+    values computed anyway, and start at zero (no initial full pass).
     """
 
     name = "saba"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],
@@ -50,6 +56,10 @@ class Solver(FusedSolver):
             grad_theta_outer=SagaMemory(outer_weights, self.theta.shape, **options),
             grad_lmbd_outer=SagaMemory(outer_weights, self.lmbd.shape, **options),
         )
+
+    def oracle_calls_per_iteration(self):
+        inner, outer = self.batch_samples()
+        return 3 * inner + outer
 
     def compiled_hyperparameters(self):
         return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio)

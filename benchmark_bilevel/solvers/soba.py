@@ -21,9 +21,15 @@ class Solver(FusedSolver):
     benchmark's defaults: 0.1, 1, exponent 1/2 for both). ``implementation``
     "compiled": the same iterations, ``fused.soba_iteration``, compiled
     (benchmark_utils/fused_solver.py).
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per iteration
+    3 b + b' (a gradient, a Hessian-vector and a cross product on the b
+    inner samples, a gradient of F on the b' outer samples).
     """
 
     name = "soba"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],
@@ -48,6 +54,10 @@ class Solver(FusedSolver):
         self.outer_step = StepSizeSchedule(self.step_size / self.outer_ratio,
                                            self.step_size_exponent)
         super().initialize()
+
+    def oracle_calls_per_iteration(self):
+        inner, outer = self.batch_samples()
+        return 3 * inner + outer
 
     def compiled_hyperparameters(self):
         return dict(inner_step=self.step_size, outer_step=self.step_size / self.outer_ratio,

@@ -25,9 +25,16 @@ class Solver(FusedSolver):
     analysis, is left out, as in the reference benchmark. ``implementation``
     "compiled": the same iterations, ``fused.srba_iteration``, compiled
     (benchmark_utils/fused_solver.py).
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): a full pass,
+    3 n + m (n inner, m outer samples), at t = 0, q, 2q, ..., SOBA's oracles
+    at two points, 2 (3 b + b'), at every other iteration: after T
+    iterations, ceil(T / q) (3 n + m) + (T - ceil(T / q)) 2 (3 b + b').
     """
 
     name = "srba"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],
@@ -45,6 +52,13 @@ class Solver(FusedSolver):
         self.directions = [RecursiveEstimator() for _ in range(3)]
         self.previous = None
         super().initialize()
+
+    def closed_form_oracle_calls(self):
+        inner, outer = self.batch_samples()
+        full_passes = -(-self.iteration // self.period)
+        return float(full_passes * (3 * self.problem.n_inner_samples
+                                    + self.problem.n_outer_samples)
+                     + (self.iteration - full_passes) * 2 * (3 * inner + outer))
 
     def compiled_hyperparameters(self):
         # An integer tensor: t % period stays exact past float32's 2^24.

@@ -17,9 +17,20 @@ class Solver(InnerLoopSolver):
     alpha = eta = step_size, beta = step_size / outer_ratio (reference
     defaults 0.1, 1, 10 inner and 10 Neumann steps). The loop is
     benchmark_utils/solver_families.py's InnerLoopSolver.
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): per outer
+    iteration (S + Q + 1) b + b' (S = n_inner_steps gradients, Q Hessian-vector
+    products, one cross product on b inner samples each, a gradient of F on
+    b' outer samples).
     """
 
     name = "stocbio"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
+
+    def oracle_calls_per_iteration(self):
+        inner, outer = self.batch_samples()
+        return (self.n_inner_steps + self.n_neumann_steps + 1) * inner + outer
 
     def inverse_hessian_vector(self, theta, lmbd, grad_theta_outer):
         return stochastic_neumann(self.problem, theta, lmbd, grad_theta_outer,

@@ -26,6 +26,8 @@ class Solver(FusedSolver):
     """
 
     name = "ttsa"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],

@@ -31,9 +31,17 @@ class Solver(SmoothBilevelSolver):
     batch_size outer iterations. Reference defaults 0.1, 1, 10 inner and 10
     Neumann steps; its period_frac of 128 amounts to never refreshing on
     ijcnn1, so the default period here is SRBA's 0.5.
+
+    Work (``oracle_calls``, solvers_common/bilevel/work.py): a full pass,
+    (Q + 2) n + m (n inner, m outer samples, Q = n_neumann_steps), at outer
+    iterations 0, q, 2q, ...; every outer iteration makes 1 + n_inner_steps
+    moves, each a gradient of G_i and Phi at two points, 2 ((Q + 2) b + b')
+    for b inner and b' outer samples.
     """
 
     name = "vrbo"
+    # benchmark_utils/bilevel_solver.py, "Tuning".
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],
@@ -50,6 +58,14 @@ class Solver(SmoothBilevelSolver):
     def initialize(self):
         self.period = self.full_pass_period()
         self.inner_direction, self.outer_direction = RecursiveEstimator(), RecursiveEstimator()
+
+    def closed_form_oracle_calls(self):
+        inner, outer = self.batch_samples()
+        Q, problem = self.n_neumann_steps, self.problem
+        full_passes = -(-self.iteration // self.period)
+        move = 2 * ((Q + 2) * inner + outer)
+        return float(full_passes * ((Q + 2) * problem.n_inner_samples + problem.n_outer_samples)
+                     + self.iteration * (1 + self.n_inner_steps) * move)
 
     def hypergradient(self, theta, lmbd, batches):
         return neumann_hypergradient(self.problem, theta, lmbd, batches, self.step_size)

@@ -44,11 +44,13 @@ from .stochastic_routines import (
     stochastic_neumann,
 )
 from .variance_reduction import RecursiveEstimator, SagaMemory
+from .work import CountingProblem, batch_samples, mean_block_size
 
 __all__ = [
     "BacktrackingGradientDescent",
     "FULL_BATCH",
     "BilevelProblem",
+    "CountingProblem",
     "HypergradientBatches",
     "LassoProblem",
     "SPARSE_PROBLEMS",
@@ -72,6 +74,7 @@ __all__ = [
     "SagaMemory",
     "StepSizeSchedule",
     "ValueFunction",
+    "batch_samples",
     "check_fraction",
     "check_positive",
     "conjugate_gradient",
@@ -81,6 +84,7 @@ __all__ = [
     "linear_system_sgd",
     "make_quadratic_problem",
     "make_sparse_problem",
+    "mean_block_size",
     "neumann_hypergradient",
     "neumann_random_truncation",
     "neumann_series",
