@@ -76,10 +76,14 @@ def metric_alternatives(declared, attribute="validation_metric"):
 
 def metric_of_run(rows, alternatives):
     """The first of ``alternatives`` whose column the rows of one run have
-    with at least one non-NaN value, or None."""
+    with at least one non-NaN value (and, for a metric with a ``work``
+    counter, a counter with one too: a solver that cannot count its work
+    falls through to the next alternative), or None."""
     for metric in alternatives:
-        column = f"objective_{metric['name']}"
-        if column in rows and rows[column].notna().any():
+        columns = [f"objective_{metric['name']}"]
+        if "work" in metric:
+            columns.append(f"objective_{metric['work']}")
+        if all(column in rows and rows[column].notna().any() for column in columns):
             return metric
     return None
 
@@ -93,13 +97,15 @@ def is_worse(value, reference, better):
 
 
 def work_to_target(rows, metric):
-    """The ``work`` of the first evaluation of a run (rows sorted by
-    ``stop_val``) at which ``metric`` is at most ``reduction`` times its first
-    value; +inf when none is."""
+    """The ``work`` of the evaluation of a run (rows sorted by ``stop_val``)
+    from which ``metric`` stays at most ``reduction`` times its first value
+    until the run's end; +inf when the final value is above that target (a
+    run that reaches it and leaves it again has not converged to it)."""
     values = rows[f"objective_{metric['name']}"].to_numpy(dtype=float)
     work = rows[f"objective_{metric['work']}"].to_numpy(dtype=float)
-    reached = np.flatnonzero(values <= metric["reduction"] * values[0])
-    return float(work[reached[0]]) if len(reached) else math.inf
+    above = np.flatnonzero(~(values <= metric["reduction"] * values[0]))
+    first = above[-1] + 1 if len(above) else 0
+    return float(work[first]) if first < len(values) else math.inf
 
 
 def training_summary(df, alternatives):

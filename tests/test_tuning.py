@@ -293,6 +293,18 @@ def test_work_to_target_is_the_first_evaluation_below_the_reduction():
     assert summary["score"].iloc[0] == 30
     never = training_summary(df, {**metric, "reduction": 1e-10})
     assert never["score"].iloc[0] == np.inf
+    # Reached at 30, left at 40, back at 50: it stays from 50 on.
+    rebound = runs({("s", 0): [1.0, 0.1, 1e-7, 1e-3, 1e-8, 1e-9]})
+    rebound["objective_oracle_calls"] = [0, 10, 20, 30, 40, 50]
+    assert training_summary(rebound, metric)["score"].iloc[0] == 40
+    # Reached, then left for good: not converged to the target.
+    rebound["objective_validation_gap"] = [1.0, 0.1, 1e-7, 1e-8, 1e-3, 1e-3]
+    assert training_summary(rebound, metric)["score"].iloc[0] == np.inf
+    # A solver that cannot count its work (NaN) falls through to the next
+    # alternative.
+    df["objective_oracle_calls"] = np.nan
+    fallback = training_summary(df, [metric, {"name": "validation_gap", "better": "lower"}])
+    assert fallback["score"].iloc[0] == 1e-9
 
 
 def test_the_first_reported_alternative_applies():
