@@ -230,7 +230,7 @@ def select(losses):
     return int(ranks.to_numpy().argmin())
 
 
-def record_lines(command, budget, seed, repetitions, alternatives, tuned):
+def record_lines(command, budget, seed, repetitions, alternatives, tuned, scored_on):
     metric = " / ".join(f"{m['name']} ({m['better']} is better"
                         + (f"; work {m['work']} to {m['reduction']:g} x its start"
                            if "work" in m else "; final evaluation") + ")"
@@ -242,6 +242,8 @@ def record_lines(command, budget, seed, repetitions, alternatives, tuned):
         f"(the same for all), seed {seed}, {repetitions} repetition(s), selected on the "
         f"validation split by {metric}; the test metrics were not read. A candidate that "
         "diverged or did not train ranks last.",
+        "# Scored on: " + "; ".join(f"{dataset} / {objective}" for dataset, objective in scored_on)
+        + " (datasets the run skipped, e.g. for missing files, are not).",
     ]
     for variant, notes, chosen in tuned:
         label = solver_string(variant["name"], variant["fixed"])
@@ -363,7 +365,10 @@ def main(argv=None):
             tuned.append((variant, notes, chosen))
         replacements[entry] = lines
     command = shlex.join(["python", "ci/tune.py", *(argv if argv is not None else sys.argv[1:])])
-    record = record_lines(command, args.budget, args.seed, args.repetitions, alternatives, tuned)
+    scored_on = summary[["dataset_name", "objective_name"]].drop_duplicates().itertuples(
+        index=False)
+    record = record_lines(command, args.budget, args.seed, args.repetitions, alternatives,
+                          tuned, list(scored_on))
     output = Path(args.output or config_path)
     output.write_text(rewrite(text, replacements, record))
     print(f"tuned config: {output}\ntuning results: {results}")
