@@ -2,11 +2,12 @@
 measurements ``y = A x + sigma n`` (inpainting, blur or denoising, deepinv
 physics, see :mod:`solvers_common.inverse_problems.physics`).
 
-A dataset gives training and test images and the degradation; the objective
-draws the operator (the inpainting mask) and the test measurements from its
-seed. A solver learns what it needs from the training images (it gets them
-clean, with the operator and the noise level) and returns a restoration
-method: ``{"restorer": module}``, a ``torch.nn.Module`` with
+A dataset gives training, validation and test images (three disjoint sets)
+and the degradation; the objective draws the operator (the inpainting mask)
+and the test and validation measurements from its seed. A solver learns what
+it needs from the training images (it gets them clean, with the operator and
+the noise level; never the validation or test images) and returns a
+restoration method: ``{"restorer": module}``, a ``torch.nn.Module`` with
 ``restorer(y, physics, iterate_hook=None) -> x`` that passes every iterate
 ``x_0, ..., x_K`` through ``iterate_hook(k, x_k)`` (the contract of
 :mod:`solvers_common.inverse_problems.restorers`). The objective copies it to
@@ -14,6 +15,11 @@ the CPU in float64 and reports, on the test images:
 
 - ``value`` (the mean squared error per pixel of ``x_K``, monitored), ``psnr``
   and ``mse`` of the final restoration;
+- ``psnr_input``: the PSNR of ``A^T y``, the start of every method here (the
+  bar a restoration has to clear), the same at every evaluation;
+- ``validation_psnr``: ``psnr`` on the validation images (measured like the
+  test ones), for choosing hyperparameters without looking at the test images
+  (``validation_metric``);
 - ``psnr_iter_<k>``: the PSNR of iterate ``k`` (PnP iteration or layer), for
   every ``k <= 10`` then 20, 50, 100, ... and the last one;
 - ``gradient_descent_rate``: the fraction of (iteration, image) pairs where
@@ -84,6 +90,8 @@ class Objective(BaseObjective):
     # What the benchmark is judged on (reports rank solvers by it): the PSNR
     # of the restored test images, with the restoration time beside it.
     primary_metric = {"name": "psnr", "better": "higher", "beside": ["seconds_per_image"]}
+    # What a tuner selects hyperparameters on: the same PSNR on the validation images.
+    validation_metric = {"name": "validation_psnr", "better": "higher"}
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
     requirements = ["pip::torch", "pip::deepinv", "pip::scikit-image"]
@@ -100,13 +108,14 @@ class Objective(BaseObjective):
             return True, unavailable
         return False, None
 
-    def set_data(self, train_images, test_images, degradation, mask_ratio, noise_level,
-                 blur_sigma):
+    def set_data(self, train_images, test_images, validation_images, degradation, mask_ratio,
+                 noise_level, blur_sigma):
         if int(self.n_iterations) != self.n_iterations or self.n_iterations < 1:
             raise ValueError(f"n_iterations must be an integer >= 1, got {self.n_iterations!r}.")
         self.sigmas = parse_noise_levels(self.noise_levels)
         self.train_images = torch.as_tensor(train_images, dtype=torch.float32)
         self.test_images = torch.as_tensor(test_images, dtype=torch.float64)
+        self.validation_images = torch.as_tensor(validation_images, dtype=torch.float64)
         self.degradation, self.noise_level = degradation, float(noise_level)
         generator = torch_generator(self.get_seed(use_repetition=True))
         # The operator (an inpainting mask) and the test measurements are the
@@ -117,6 +126,11 @@ class Objective(BaseObjective):
         self.physics = self.physics.to(torch.float64)
         self.y_test = measure(self.physics, self.test_images, self.noise_level, generator)
         self.perturbation_seed = int(torch.randint(2**31, (1,), generator=generator))
+        # Drawn after the test draws, which stay those of a run without validation images.
+        self.y_validation = measure(self.physics, self.validation_images, self.noise_level,
+                                    generator)
+        self.psnr_input = float(psnr(self.physics.A_adjoint(self.y_test),
+                                     self.test_images).mean())
         self.lipschitz = operator_norm(self.physics, tuple(self.test_images.shape[1:]))
         self.warned_without_hook = set()
 
@@ -152,7 +166,9 @@ class Objective(BaseObjective):
             mse = ((x - clean) ** 2).mean(dim=(1, 2, 3))
             metrics = dict(value=float(mse.mean()), psnr=float(psnr(x, clean).mean()),
                            mse=float(mse.mean()),
-                           seconds_per_image=seconds / clean.shape[0])
+                           seconds_per_image=seconds / clean.shape[0],
+                           psnr_input=self.psnr_input,
+                           validation_psnr=self.validation_psnr(restorer))
             if has_hook:
                 n_iterations = len(recorder.psnr) - 1
                 metrics["gradient_descent_rate"] = recorder.descent_rate()
@@ -174,6 +190,12 @@ class Objective(BaseObjective):
                 for layer, value in enumerate(column.tolist(), start=1):
                     metrics[f"multiplier_{space}_{layer}"] = value
         return metrics
+
+    def validation_psnr(self, restorer):
+        """Mean PSNR of ``restorer`` on the validation images (no gradient)."""
+        with torch.no_grad():
+            x = restorer(self.y_validation, self.physics).to(torch.float64)
+        return float(psnr(x, self.validation_images).mean())
 
     def save_final_results(self, restorer, multipliers=None):
         """The first ``N_SHOWN`` test images (``clean``), their ``A^T y``

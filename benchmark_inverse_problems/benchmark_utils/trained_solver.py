@@ -7,6 +7,7 @@ from benchopt.stopping_criterion import NoCriterion
 
 from solvers_common.device import callback_loop, get_device, get_dtype, synchronize
 from solvers_common.inverse_problems import RestorationTrainer
+from solvers_common.learning_rate import check_lr_schedule
 from solvers_common.seeding import seed_torch, torch_generator
 
 # Seed of the throwaway model that warm_up trains for one step.
@@ -40,15 +41,18 @@ class TrainedSolver(RestorationSolver):
     """Trains ``self.model`` (from ``build_model(generator)``) with the trainer
     of ``make_trainer()`` for ``epochs`` epochs, evaluated on benchopt's
     geometric schedule of epochs and after the last step, through the suite's
-    :func:`solvers_common.device.callback_loop`. The model is built inside the
-    timed ``run``; ``warm_up`` pays the one-off costs (first-call dispatch,
-    CUDA context) with one step of a throwaway model."""
+    :func:`solvers_common.device.callback_loop`. ``lr_schedule`` (constant,
+    cosine or step, :mod:`solvers_common.learning_rate`) runs over the whole
+    budget, ``epochs`` times the steps of an epoch. The model is built inside
+    the timed ``run``; ``warm_up`` pays the one-off costs (first-call
+    dispatch, CUDA context) with one step of a throwaway model."""
 
     sampling_strategy = "callback"
     stopping_criterion = NoCriterion(strategy="callback", key_to_monitor="value")
 
     common_parameters = {
         "lr": [1e-3],
+        "lr_schedule": ["constant"],
         "batch_size": [16],
         "epochs": [30],
         "device": ["auto"],
@@ -59,6 +63,7 @@ class TrainedSolver(RestorationSolver):
         if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
                 or self.epochs < 0):
             raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
+        check_lr_schedule(self.lr_schedule)
         if self.batch_size > self.train_images.shape[0]:
             raise ValueError(f"batch_size={self.batch_size} is larger than the "
                              f"{self.train_images.shape[0]} training images.")
@@ -68,6 +73,7 @@ class TrainedSolver(RestorationSolver):
         seed_torch(seed)  # torch.nn's default initializations draw from the global generator
         self.model = self.build_model(self.generator).to(self.device, self.dtype_)
         self.trainer = self.make_trainer()
+        self.trainer.schedule(self.lr_schedule, int(self.epochs) * self.trainer.steps_per_epoch)
 
     def warm_up(self):
         self.build(WARM_UP_SEED)

@@ -18,6 +18,12 @@ class Dataset(BaseDataset):
     (random pixels, a fraction ``mask_ratio`` missing), ``inpainting_center``
     (a centred hole of area ``mask_ratio``), ``blur`` (Gaussian, ``blur_sigma``
     pixels) or ``denoising``; then Gaussian noise of level ``noise_level``.
+
+    ``n_validation`` validation images, disjoint from the training and the
+    test ones (crops of a band of each training picture that no training crop
+    touches, or held-out images that are not test images: see
+    :func:`solvers_common.data.restoration.load_restoration_images`), for
+    choosing hyperparameters; the objective scores them beside the test ones.
     """
 
     name = "images"
@@ -27,6 +33,7 @@ class Dataset(BaseDataset):
         "crop_size": [32],
         "n_train": [64],
         "n_test": [8],
+        "n_validation": [4],
         "color": [False],
         "degradation": ["inpainting"],
         "mask_ratio": [0.5],
@@ -45,11 +52,13 @@ class Dataset(BaseDataset):
     def get_data(self):
         check_degradation(self.degradation, self.mask_ratio, self.noise_level, self.blur_sigma)
         try:
-            train, test = load_restoration_images(
+            images = load_restoration_images(
                 self.source, self.crop_size, self.n_train, self.n_test, color=self.color,
-                generator=numpy_generator(self.get_seed(use_repetition=True)))
+                generator=numpy_generator(self.get_seed(use_repetition=True)),
+                n_validation=self.n_validation)
         except DataUnavailable as error:
             return dict(unavailable=str(error))
-        return dict(train_images=train, test_images=test, degradation=self.degradation,
+        return dict(train_images=images.train, test_images=images.test,
+                    validation_images=images.validation, degradation=self.degradation,
                     mask_ratio=self.mask_ratio, noise_level=self.noise_level,
                     blur_sigma=self.blur_sigma)

@@ -18,7 +18,11 @@ class Solver(UnrolledRestorationSolver):
     512, batch 8, Adam 1e-5, 40 epochs of CelebA-HQ 64 x 64. ``scale_clamp``
     soft-clamps the couplings' log-scales (None: unbounded, as the authors'
     Glow), without which training diverged here (see
-    :class:`solvers_common.inverse_problems.GlowProx`)."""
+    :class:`solvers_common.inverse_problems.GlowProx`).
+
+    ``tuning_space``: Adam's rate from the authors' order of magnitude
+    (1e-5 at their size, larger for these small flows) and the dual step of
+    the constrained variant (inert without constraints)."""
 
     name = "glow_prox"
     requirements = ["pip::torch", "pip::deepinv", "pip::normflows"]
@@ -36,6 +40,7 @@ class Solver(UnrolledRestorationSolver):
     }
     test_config = {"n_layers": 2, "n_levels": 1, "depth": 1, "hidden_channels": 4,
                    "batch_size": 4, "epochs": 1}
+    tuning_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "lr_dual": [1e-2, 1e-1]}
 
     def check_parameters(self):
         super().check_parameters()

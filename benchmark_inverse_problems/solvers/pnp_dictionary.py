@@ -25,6 +25,12 @@ class Solver(TrainedSolver):
     L_train / L_PnP: 20/20, 20/1, 1/1, 1/20. Warm-started analysis PnP caps
     the dual step at ``1 / ||W||^2`` (see
     :class:`solvers_common.inverse_problems.DictionaryPnP`).
+
+    ``atom_init``: the atoms' initialization, ``zero_mean`` (default) or
+    ``gaussian`` (see :class:`~solvers_common.inverse_problems.ConvolutionalDictionaryDenoiser`).
+
+    ``tuning_space``: Adam's rate and ``lmbd_pnp``, from the authors' grid of
+    1e-3 to 1e-1.
     """
 
     name = "pnp_dictionary"
@@ -33,6 +39,7 @@ class Solver(TrainedSolver):
         "mode": ["analysis"],
         "n_atoms": [32],
         "kernel_size": [5],
+        "atom_init": ["zero_mean"],
         "lmbd": [0.05],
         "denoiser_sigma": [0.05],
         "n_layers_train": [20],
@@ -43,6 +50,7 @@ class Solver(TrainedSolver):
     }
     test_config = {"n_atoms": 4, "kernel_size": 3, "n_layers_train": 2, "batch_size": 4,
                    "epochs": 1}
+    tuning_space = {"lr": [3e-4, 1e-3, 3e-3], "lmbd_pnp": [0.005, 0.01, 0.02, 0.05]}
 
     def check_parameters(self):
         super().check_parameters()
@@ -59,7 +67,7 @@ class Solver(TrainedSolver):
         return ConvolutionalDictionaryDenoiser(
             self.n_atoms, self.kernel_size, self.n_channels, lmbd=self.lmbd,
             n_layers=self.n_layers_train, mode=self.mode, generator=generator,
-            dtype=self.dtype_)
+            dtype=self.dtype_, atom_init=self.atom_init)
 
     def make_trainer(self):
         return DenoiserTrainer(self.model, self.train_images, self.denoiser_sigma, lr=self.lr,

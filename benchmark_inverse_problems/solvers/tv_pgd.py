@@ -8,12 +8,14 @@ class Solver(RestorationSolver):
     (Rudin, Osher & Fatemi 1992's total variation; the prox by deepinv's
     ``TVPrior``, a Chambolle-Pock inner solver with ``n_inner`` iterations),
     step ``1 / ||A||^2``, ``n_iterations`` outer iterations from ``A^T y``.
-    Nothing is learned: the baseline."""
+    Nothing is learned: the baseline, tuned like the learned methods
+    (``tuning_space``: ``lmbd`` over a decade around its default)."""
 
     name = "tv_pgd"
     requirements = ["pip::torch", "pip::deepinv"]
     sampling_strategy = "run_once"
     parameters = {"lmbd": [0.05], "n_inner": [50]}
+    tuning_space = {"lmbd": [0.01, 0.02, 0.05, 0.1]}
 
     def check_parameters(self):
         if not self.lmbd > 0:

@@ -11,13 +11,22 @@ class Solver(UnrolledRestorationSolver):
     constraints of Hadou, NaderiAlizadeh & Ribeiro (2024) on the data-fidelity
     gradient norms (``epsilon``, dual step ``lr_dual`` after every batch), and
     ``noise_injection`` perturbs the intermediate iterates during training
-    (noise of norm 1 / (k + 1))."""
+    (noise of norm 1 / (k + 1)). ``prox_init="smoothing"`` starts every prox
+    as a binomial low-pass filter, so that the untrained network is already a
+    plug-and-play iteration above ``A^T y`` (``"identity"``: plain gradient
+    steps, which leave inpainting's missing pixels at zero; see
+    :class:`solvers_common.inverse_problems.UnrolledProximalGradient`).
+
+    ``tuning_space``: Adam's rate around the suite's 1e-3 (Hadou et al. use
+    1e-4 to 1e-5 for their far larger networks) and the dual step of the
+    constrained variant (inert without constraints)."""
 
     name = "unrolled_pgd"
     requirements = ["pip::torch", "pip::deepinv"]
     parameters = {
         "n_layers": [5],
         "width": [16],
+        "prox_init": ["smoothing"],
         "constrained": [False, True],
         "epsilon": [0.05],
         "lr_dual": [1e-2],
@@ -25,6 +34,8 @@ class Solver(UnrolledRestorationSolver):
         **UnrolledRestorationSolver.common_parameters,
     }
     test_config = {"n_layers": 2, "width": 4, "batch_size": 4, "epochs": 1}
+    tuning_space = {"lr": [3e-4, 1e-3, 3e-3, 1e-2], "lr_dual": [1e-2, 1e-1]}
 
     def build_model(self, generator):
-        return UnrolledProximalGradient(self.n_layers, self.n_channels, self.step, self.width)
+        return UnrolledProximalGradient(self.n_layers, self.n_channels, self.step, self.width,
+                                        prox_init=self.prox_init)

@@ -18,8 +18,20 @@ Sources, offline by default:
 
 File-backed sources raise :class:`~.paths.DataUnavailable` (one line) when
 their files are absent. Values are float32 in [0, 1].
+
+Validation images (for choosing hyperparameters; never the test images):
+
+- crop sources (``skimage``, ``bsds500``), whose held-out pictures are the test
+  pictures (crops of them would be near-duplicates of the test crops): a band
+  of ``crop_size`` rows at the top or the bottom (a coin flip per picture) of
+  each training picture is kept for validation crops, and the training crops
+  come from the rest of the picture, so that no pixel is in both;
+- image sources (``faces``, ``digits``, ``mnist``, ``celeba_hq``): images of
+  the held-out split that are not test images (independent images of the
+  test distribution; the training split is often used whole).
 """
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,6 +73,28 @@ def _check_size(images, crop_size, source):
                          f"(smallest side {smallest}); use crop_size <= {smallest}.")
 
 
+def _check_band_size(images, crop_size, source):
+    """A training picture must hold a validation band and a training crop."""
+    lowest = min(image.shape[-2] for image in images)
+    if 2 * crop_size > lowest:
+        raise ValueError(f"crop_size={crop_size}: the {source} training pictures (lowest "
+                         f"{lowest} rows) cannot hold a validation band and a training crop "
+                         f"of {crop_size} rows each; use crop_size <= {lowest // 2}.")
+
+
+def split_validation_bands(images, crop_size, generator):
+    """``(training parts, validation bands)``: for each picture ``(C, H, W)``,
+    its first or last ``crop_size`` rows (a coin flip from ``generator``) and
+    the other ``H - crop_size`` rows."""
+    parts, bands = [], []
+    for image, at_top in zip(images, generator.integers(2, size=len(images))):
+        if at_top:
+            bands.append(image[:, :crop_size]), parts.append(image[:, crop_size:])
+        else:
+            bands.append(image[:, -crop_size:]), parts.append(image[:, :-crop_size])
+    return parts, bands
+
+
 def random_crops(images, crop_size, n_crops, generator):
     """``n_crops`` crops of ``crop_size`` x ``crop_size`` at random images and
     positions drawn from ``generator`` (a ``numpy.random.Generator``)."""
@@ -81,10 +115,14 @@ def center_crops(images, crop_size):
 
 
 def _pick(images, n, generator, source, split):
-    if n > len(images):
-        raise ValueError(f"n_{split}={n} is more than the {len(images)} {split} images of "
+    return images[_pick_indices(len(images), n, generator, source, split)]
+
+
+def _pick_indices(n_images, n, generator, source, split):
+    if n > n_images:
+        raise ValueError(f"n_{split}={n} is more than the {n_images} {split} images of "
                          f"{source}.")
-    return images[np.sort(generator.choice(len(images), size=n, replace=False))]
+    return np.sort(generator.choice(n_images, size=n, replace=False))
 
 
 def _read_folder(folder, color, size=None):
@@ -123,20 +161,35 @@ def _celeba_hq_files():
     return folder
 
 
-def load_restoration_images(source, crop_size, n_train, n_test, color=False, generator=None):
-    """Training and test images of ``source`` (see the module's docstring).
+class RestorationImages(NamedTuple):
+    """The three disjoint splits, float32 arrays ``(n, C, crop_size, crop_size)``."""
 
-    Returns ``(train, test)``, float32 arrays ``(n, C, crop_size, crop_size)``
-    with ``C = 3`` when ``color`` else 1. Random choices (crops, which images)
-    come from ``generator``, a ``numpy.random.Generator``. ValueError on an
-    unknown source, a ``crop_size`` larger than the images, or more images
-    than the split holds; DataUnavailable when a file-backed source is absent.
+    train: np.ndarray
+    test: np.ndarray
+    validation: np.ndarray
+
+
+def load_restoration_images(source, crop_size, n_train, n_test, color=False, generator=None,
+                            n_validation=1):
+    """Training, test and validation images of ``source`` (see the module's
+    docstring for where each split comes from).
+
+    Returns a :class:`RestorationImages` ``(train, test, validation)``,
+    float32 arrays ``(n, C, crop_size, crop_size)`` with ``C = 3`` when
+    ``color`` else 1. Random choices (crops, which images, the validation
+    bands) come from ``generator``, a ``numpy.random.Generator``; the training
+    and test images of image sources are drawn first, as without a validation
+    split. ValueError on an unknown source, a ``crop_size`` larger than the
+    images (or, for crop sources, larger than half the training pictures'
+    height), or more images than a split holds; DataUnavailable when a
+    file-backed source is absent.
     """
     if source not in RESTORATION_SOURCES:
         raise ValueError(f"source={source!r} is unknown; accepted: {list(RESTORATION_SOURCES)}.")
     if int(crop_size) != crop_size or crop_size < 1:
         raise ValueError(f"crop_size must be an integer >= 1, got {crop_size!r}.")
-    for name, value in (("n_train", n_train), ("n_test", n_test)):
+    for name, value in (("n_train", n_train), ("n_test", n_test),
+                        ("n_validation", n_validation)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
     generator = np.random.default_rng(0) if generator is None else generator
@@ -153,8 +206,11 @@ def load_restoration_images(source, crop_size, n_train, n_test, color=False, gen
             train_images = _read_folder(_bsds500_folder("train"), color)
             test_images = _read_folder(_bsds500_folder("test"), color)
         _check_size(train_images + test_images, crop_size, source)
-        return (random_crops(train_images, crop_size, n_train, generator),
-                random_crops(test_images, crop_size, n_test, generator))
+        _check_band_size(train_images, crop_size, source)
+        parts, bands = split_validation_bands(train_images, crop_size, generator)
+        return RestorationImages(random_crops(parts, crop_size, n_train, generator),
+                                 random_crops(test_images, crop_size, n_test, generator),
+                                 random_crops(bands, crop_size, n_validation, generator))
     if source == "celeba_hq":
         images = np.stack(_read_folder(_celeba_hq_files(), color, size=crop_size))
         n_test_split = max(1, len(images) // 10)
@@ -174,5 +230,12 @@ def load_restoration_images(source, crop_size, n_train, n_test, color=False, gen
         test = np.stack([_as_channels(image, color) for image in test])
         _check_size([train[0]], crop_size, source)
         train, test = center_crops(train, crop_size), center_crops(test, crop_size)
-    return (_pick(train, n_train, generator, source, "train"),
-            _pick(test, n_test, generator, source, "test"))
+    train = _pick(train, n_train, generator, source, "train")
+    test_index = _pick_indices(len(test), n_test, generator, source, "test")
+    others = np.setdiff1d(np.arange(len(test)), test_index)
+    if n_validation > len(others):
+        raise ValueError(f"n_validation={n_validation} is more than the {len(others)} images "
+                         f"of {source}'s held-out split left after the n_test={n_test} test "
+                         "images.")
+    validation_index = np.sort(generator.choice(others, size=n_validation, replace=False))
+    return RestorationImages(train, test[test_index], test[validation_index])

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 MODES = ("synthesis", "analysis")
+ATOM_INITS = ("gaussian", "zero_mean")
 DEFAULT_STEP_SCALING = {"synthesis": 1.0, "analysis": 1.8}
 
 
@@ -58,10 +59,18 @@ class ConvolutionalDictionaryDenoiser(nn.Module):
     ``L_train``), ``lmbd`` the regularization (the authors set it anew for
     plug-and-play, ``set_lmbd(reg_par)``) and ``step`` the layers' step
     (default ``step_scaling / ||W||^2``, from the weights at every call).
+
+    ``atom_init``: unit-norm Gaussian atoms (``"gaussian"``), or the same with
+    each atom's mean removed first (``"zero_mean"``), high-pass filters like
+    TV's finite differences: an analysis prior with a non-zero-mean atom
+    penalizes the image's brightness, and its untrained plug-and-play fell
+    below ``A^T y`` (6.6 against 9.6 dB on 32 x 32 inpainting) where the
+    zero-mean one reached 29 dB.
     """
 
     def __init__(self, n_atoms, kernel_size, n_channels=1, lmbd=0.05, n_layers=20,
-                 mode="synthesis", step_scaling=None, generator=None, dtype=torch.float32):
+                 mode="synthesis", step_scaling=None, generator=None, dtype=torch.float32,
+                 atom_init="gaussian"):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; accepted: {list(MODES)}.")
@@ -71,12 +80,17 @@ class ConvolutionalDictionaryDenoiser(nn.Module):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
         if not lmbd > 0:
             raise ValueError(f"lmbd must be positive, got {lmbd!r}.")
+        if atom_init not in ATOM_INITS:
+            raise ValueError(f"atom_init={atom_init!r} is unknown; accepted: "
+                             f"{list(ATOM_INITS)}.")
         self.mode, self.lmbd, self.n_layers = mode, float(lmbd), int(n_layers)
         self.kernel_size = int(kernel_size)
         self.step_scaling = DEFAULT_STEP_SCALING[mode] if step_scaling is None else step_scaling
         weight = torch.randn(int(n_atoms), n_channels, self.kernel_size, self.kernel_size,
                              generator=generator, dtype=dtype,
                              device=getattr(generator, "device", None))
+        if atom_init == "zero_mean":
+            weight = weight - weight.mean(dim=(1, 2, 3), keepdim=True)
         # Unit-norm atoms.
         weight = weight / torch.linalg.vector_norm(weight, dim=(1, 2, 3), keepdim=True)
         self.weight = nn.Parameter(weight)

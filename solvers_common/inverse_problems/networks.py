@@ -17,18 +17,57 @@ def _identity_hook(index, x):
     return x
 
 
-class SmallDenoiserCNN(nn.Module):
-    """``x -> x + f(x)``, ``f`` three 3 x 3 convolutions with ReLUs, the last
-    one initialized at zero (so that the block starts as the identity)."""
+PROX_INITS = ("smoothing", "identity")
+# The binomial 3 x 3 low-pass filter, (1, 2, 1)^T (1, 2, 1) / 16.
+BINOMIAL_3X3 = torch.tensor([1.0, 2.0, 1.0])[:, None] * torch.tensor([1.0, 2.0, 1.0]) / 16
 
-    def __init__(self, n_channels, width=16):
+
+class SmallDenoiserCNN(nn.Module):
+    """``x -> x + f(x)``, ``f`` three 3 x 3 convolutions (replicate padding)
+    with ReLUs. ``init``:
+
+    - ``"identity"``: the last convolution at zero, so that the block starts
+      as the identity;
+    - ``"smoothing"``: the block starts as the binomial 3 x 3 low-pass filter
+      ``G``, exactly: the first ``2 C`` channels carry ``relu(x)`` and
+      ``relu(-x)`` through the first two convolutions and the last one applies
+      ``G - 1`` to their difference, so ``f(x) = (G - 1) x``; the other
+      channels keep torch's random initialization and reach the output
+      through weights that start at zero (their gradients do not: those
+      channels are active). Needs ``width >= 2 C``.
+    """
+
+    def __init__(self, n_channels, width=16, init="smoothing"):
         super().__init__()
+        if init not in PROX_INITS:
+            raise ValueError(f"init={init!r} is unknown; accepted: {list(PROX_INITS)}.")
+        if init == "smoothing" and width < 2 * n_channels:
+            raise ValueError(f"width={width} is below 2 * n_channels = {2 * n_channels}, "
+                             "which the smoothing initialization needs.")
         self.net = nn.Sequential(
-            nn.Conv2d(n_channels, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, n_channels, 3, padding=1))
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+            nn.Conv2d(n_channels, width, 3, padding=1, padding_mode="replicate"), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1, padding_mode="replicate"), nn.ReLU(),
+            nn.Conv2d(width, n_channels, 3, padding=1, padding_mode="replicate"))
+        first, second, last = self.net[0], self.net[2], self.net[4]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        if init == "identity":
+            return
+        with torch.no_grad():
+            c = n_channels
+            for module in (first, second):
+                module.weight[:2 * c].zero_()
+                module.bias[:2 * c].zero_()
+            for channel in range(c):
+                first.weight[channel, channel, 1, 1] = 1.0
+                first.weight[c + channel, channel, 1, 1] = -1.0
+            for channel in range(2 * c):
+                second.weight[channel, channel, 1, 1] = 1.0
+            high_pass = BINOMIAL_3X3.to(last.weight.dtype).clone()
+            high_pass[1, 1] -= 1.0
+            for channel in range(c):
+                last.weight[channel, channel] = high_pass
+                last.weight[channel, c + channel] = -high_pass
 
     def forward(self, x):
         return x + self.net(x)
@@ -39,13 +78,19 @@ class UnrolledProximalGradient(nn.Module):
     ``P_l`` (a small residual CNN per layer) and learned steps ``mu_l``
     (Gregor & LeCun 2010's unrolling idea applied to images, as in
     Adler & Oktem 2018's learned proximal operators). ``step`` is
-    ``1 / ||A||^2``; ``mu_l = step * softplus-free relu(s_l)``, ``s_l = 1`` at
-    initialization."""
+    ``1 / ||A||^2``; ``mu_l = step * relu(s_l)``, ``s_l = 1`` at
+    initialization. ``prox_init`` (see :class:`SmallDenoiserCNN`):
+    ``"smoothing"`` starts the network as ``L`` iterations of plug-and-play
+    proximal gradient with a binomial low-pass filter as the denoiser (a
+    restoration method already: it fills inpainting holes, which the
+    gradient step alone never does, since with step ``1 / ||A||^2`` it only
+    resets the observed pixels); ``"identity"`` starts it as plain gradient
+    descent on the data term (``A^T y`` itself for inpainting)."""
 
-    def __init__(self, n_layers, n_channels, step, width=16):
+    def __init__(self, n_layers, n_channels, step, width=16, prox_init="smoothing"):
         super().__init__()
         self.n_layers, self.step = int(n_layers), float(step)
-        self.proxes = nn.ModuleList(SmallDenoiserCNN(n_channels, width)
+        self.proxes = nn.ModuleList(SmallDenoiserCNN(n_channels, width, init=prox_init)
                                     for _ in range(self.n_layers))
         self.step_scales = nn.Parameter(torch.ones(self.n_layers))
 

@@ -12,17 +12,36 @@
   Adam on the Lagrangian, projected dual ascent after every batch, iterate
   noise injection through the ``iterate_noise`` hook), with the constraints of
   the GLOW-Prox experiment in place of the Lasso ones.
+
+Both take a learning-rate schedule (``schedule(lr_schedule, total_steps)``,
+:mod:`solvers_common.learning_rate`), stepped after every optimizer step.
 """
 import torch
 from torch import nn
 
+from ..learning_rate import step_scheduler
 from ..unrolled import ConstrainedUnrolledTrainer
 from ..unrolled.training import ShuffledBatches, _adam, _check_positive
 from .physics import data_gradient, measure
 from .restorers import iterates_of
 
 
-class DenoiserTrainer:
+class ScheduledTrainer:
+    """The learning-rate schedule of a trainer with an ``optimizer``."""
+
+    scheduler = None
+
+    def schedule(self, lr_schedule, total_steps):
+        """Follow ``lr_schedule`` over ``total_steps`` optimizer steps (see
+        :func:`solvers_common.learning_rate.step_scheduler`)."""
+        self.scheduler = step_scheduler(self.optimizer, lr_schedule, total_steps)
+
+    def step_schedule(self):
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+
+class DenoiserTrainer(ScheduledTrainer):
     """Adam on ``||denoiser(x + sigma n) - x||^2`` (summed over pixels,
     averaged over the batch). ``denoiser`` returns images or a tuple whose
     first item is the images (the dictionary denoisers)."""
@@ -61,6 +80,7 @@ class DenoiserTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.step_schedule()
 
 
 class BoundRestorer(nn.Module):
@@ -80,7 +100,7 @@ class BoundRestorer(nn.Module):
         return iterates_of(self.restorer, y, self.physics, iterate_noise)
 
 
-class RestorationTrainer(ConstrainedUnrolledTrainer):
+class RestorationTrainer(ScheduledTrainer, ConstrainedUnrolledTrainer):
     """End-to-end training of an unrolled restorer (``n_layers`` attribute),
     loss ``||x_L - x||^2`` per image averaged over the batch (Hadou et al.'s
     MSE), Adam; measurements ``y = A x + noise_level n`` drawn once per
@@ -143,6 +163,7 @@ class RestorationTrainer(ConstrainedUnrolledTrainer):
         return loss
 
     def after_step(self):
+        # UnrolledTrainer.train steps self.scheduler itself.
         if self.constrained:
             super().after_step()
 
