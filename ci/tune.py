@@ -166,8 +166,13 @@ def plan(config, classes, budget, seed, pinned_comments=None):
         pinned = ({k for k, v in fixed.items() if isinstance(v, list)}
                   | pinned_comments.get(entry, set()))
         space = {k: v for k, v in declared.items() if k not in pinned}
+        # A grid in the solver's own defaults (lista_tied's training=[unrolled,
+        # implicit]) makes variants as a grid in the entry does.
+        grid = {k: v for k, v in classes[name].parameters.items()
+                if "," not in k and k not in fixed and k not in space
+                and isinstance(v, (list, tuple)) and len(v) > 1}
         variants = []
-        for variant in product_param(fixed) if fixed else [{}]:
+        for variant in product_param({**grid, **fixed}) if fixed or grid else [{}]:
             kept = {k: v for k, v in variant.items() if k not in space}
             try:
                 chosen = candidates(space, budget, seed) if space else []

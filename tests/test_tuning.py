@@ -372,3 +372,15 @@ def test_training_report_names_the_flagged_runs(tmp_path):
     assert "lista[lr=0.001]: validation_gap 0.3 -> 0.1 (best 0.1 at 2)" in text
     assert "lista[lr=1.0]: validation_gap 0.3 -> 140 (best 0.1 at 1)  DID NOT TRAIN" in text
     assert lines[-1] == "  1 of 2 runs flagged."
+
+
+def test_a_grid_in_the_solver_defaults_makes_variants():
+    class Solver:
+        parameters = {"training": ["unrolled", "implicit"], "lr": [1e-3], "tol": [1e-5]}
+        tuning_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3]}
+
+    [(_, variants)] = tune.plan({"solver": ["tied[tol=1e-06]"]}, {"tied": Solver}, 4, 0)
+    assert [v["fixed"] for v in variants] == [
+        {"training": "unrolled", "tol": 1e-06}, {"training": "implicit", "tol": 1e-06}]
+    assert all(c["training"] == v["fixed"]["training"]
+               for v in variants for c in v["candidates"])
