@@ -199,39 +199,47 @@ def matches(rows, name, parameters):
 
 
 def candidate_scores(summary, variant):
-    """Per candidate: its runs' median score per (dataset, objective) as a
-    loss (lower is better; +inf for a run that diverged or did not train),
-    ``(losses, description)`` where ``losses`` is a DataFrame with one column
-    per (dataset, objective) and one row per candidate."""
-    losses, notes = {}, []
+    """Per candidate and (dataset, objective): the median over its runs of
+    the score as a loss (lower is better) and of the final value as a loss,
+    which breaks ties (runs that never reached a work target are ranked by
+    how close they ended); both +inf for a run that diverged or did not
+    train. Returns ``(losses, finals, notes)``: two DataFrames with one row
+    per candidate, one column per (dataset, objective), and one note per
+    candidate for the record."""
+    losses, finals, notes = {}, {}, []
     for number, parameters in enumerate(variant["candidates"]):
         runs = summary[matches(summary, variant["name"], parameters)]
         if runs.empty:
             # benchopt saves no row of a run that raised or that it stopped as
             # diverged: the candidate failed.
-            losses[number] = pd.Series(dtype=float)
+            losses[number] = finals[number] = pd.Series(dtype=float)
             notes.append(("no result (raised or diverged, see benchopt's output)",
-                          float("nan"), 1, 1))
+                          math.nan, math.nan, 1, 1))
             continue
         sign = np.where(runs["better"] == "lower", 1.0, -1.0)
-        loss = np.where(runs["diverged"] | runs["did_not_train"], np.inf,
-                        sign * runs["score"].to_numpy(dtype=float))
-        runs = runs.assign(loss=loss)
-        losses[number] = runs.groupby(["dataset_name", "objective_name"])["loss"].median()
-        failed = int((runs["diverged"] | runs["did_not_train"]).sum())
-        notes.append((runs["metric"].iloc[0], runs["score"].median(), failed, len(runs)))
-    return pd.DataFrame(losses).T, notes
+        failed = (runs["diverged"] | runs["did_not_train"]).to_numpy()
+        runs = runs.assign(
+            loss=np.where(failed, np.inf, sign * runs["score"].to_numpy(dtype=float)),
+            final_loss=np.where(failed, np.inf, sign * runs["final"].to_numpy(dtype=float)))
+        groups = runs.groupby(["dataset_name", "objective_name"])
+        losses[number], finals[number] = groups["loss"].median(), groups["final_loss"].median()
+        notes.append((runs["metric"].iloc[0], runs["score"].median(), runs["final"].median(),
+                      int(failed.sum()), len(runs)))
+    return pd.DataFrame(losses).T, pd.DataFrame(finals).T, notes
 
 
-def select(losses):
-    """The index of the best candidate: the lowest loss, or with several
-    (dataset, objective) columns the lowest mean rank; None when every
-    candidate failed everywhere."""
-    values = losses.to_numpy(dtype=float)
-    if not np.isfinite(values).any():
+def select(losses, finals):
+    """The index of the best candidate: the lowest loss, ties broken by the
+    final value; with several (dataset, objective) columns, the lowest mean
+    rank. None when every candidate failed everywhere."""
+    finals = finals.fillna(np.inf)
+    if not np.isfinite(finals.to_numpy(dtype=float)).any():
         return None
     losses = losses.fillna(np.inf)
-    ranks = losses.rank(axis=0, method="average").mean(axis=1)
+    # Lexicographic ranks: the second term is below 1, so it only orders
+    # candidates whose losses tie (inf included).
+    ranks = (losses.rank(axis=0, method="min")
+             + finals.rank(axis=0, method="average") / (len(finals) + 1)).mean(axis=1)
     return int(ranks.to_numpy().argmin())
 
 
@@ -254,12 +262,19 @@ def record_lines(command, budget, seed, repetitions, alternatives, tuned, scored
         label = solver_string(variant["name"], variant["fixed"])
         space = "; ".join(f"{k} in {list(v)}" for k, v in variant["space"].items())
         lines.append(f"# {label}: space {space}")
-        for number, (parameters, (metric_name, score, failed, n_runs)) in enumerate(
+        for number, (parameters, (metric_name, score, final, failed, n_runs)) in enumerate(
                 zip(variant["candidates"], notes)):
             tuned_part = {k: parameters[k] for k in variant["space"]}
             flag = f" ({failed}/{n_runs} runs diverged or did not train)" if failed else ""
             mark = "  <- selected" if number == chosen else ""
-            shown = f"{metric_name} {score:.6g}" if not math.isnan(score) else metric_name
+            declared = next((m for m in alternatives if m["name"] == metric_name), {})
+            if math.isnan(score):
+                shown = metric_name
+            elif "work" in declared:
+                shown = (f"{declared['work']} to the target {score:.6g} "
+                         f"(final {metric_name} {final:.4g})")
+            else:
+                shown = f"{metric_name} {score:.6g}"
             lines.append(f"#   {describe(tuned_part)}: {shown}{flag}{mark}")
         if chosen is None:
             lines.append("#   no candidate trained: the config's entry is kept as it was")
@@ -362,8 +377,8 @@ def main(argv=None):
             if not variant["space"]:
                 lines.append((solver_string(variant["name"], variant["fixed"]), []))
                 continue
-            losses, notes = candidate_scores(summary, variant)
-            chosen = select(losses)
+            losses, finals, notes = candidate_scores(summary, variant)
+            chosen = select(losses, finals)
             best = variant["fixed"] if chosen is None else variant["candidates"][chosen]
             lines.append((solver_string(variant["name"], best),
                           [] if chosen is None else list(variant["space"])))

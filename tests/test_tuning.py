@@ -384,3 +384,18 @@ def test_a_grid_in_the_solver_defaults_makes_variants():
         {"training": "unrolled", "tol": 1e-06}, {"training": "implicit", "tol": 1e-06}]
     assert all(c["training"] == v["fixed"]["training"]
                for v in variants for c in v["candidates"])
+
+
+def test_ties_on_the_score_are_broken_by_the_final_value():
+    inf = np.inf
+    # Candidates 0 and 1 never reach the work target; 1 ends closer. 2 failed.
+    losses = pd.DataFrame({"d": [inf, inf, inf]})
+    finals = pd.DataFrame({"d": [1e-3, 1e-5, inf]})
+    assert tune.select(losses, finals) == 1
+    # A candidate that reaches the target beats any that does not.
+    losses = pd.DataFrame({"d": [inf, 5.0, inf]})
+    assert tune.select(losses, finals) == 1
+    losses, finals = pd.DataFrame({"d": [3.0, 2.0, inf]}), pd.DataFrame({"d": [1e-9, 1e-3, inf]})
+    assert tune.select(losses, finals) == 1
+    # Every candidate failed: nothing is selected.
+    assert tune.select(pd.DataFrame({"d": [inf]}), pd.DataFrame({"d": [inf]})) is None
