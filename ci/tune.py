@@ -2,7 +2,8 @@
 validation split, and write the tuned config with its provenance.
 
 Usage: python ci/tune.py CONFIG [--budget N] [--seed S] [--repetitions R]
-                         [--output PATH] [--results PATH] [--dry-run]
+                         [--output PATH] [--results PATH] [--from-results PATH]
+                         [--dry-run]
 
 The protocol (README, "Tuning"):
 
@@ -340,6 +341,8 @@ def main(argv=None):
     parser.add_argument("--results", help="result file of the tuning runs (default: a "
                         "tuning_<config>_<date>.parquet in the benchmark's outputs/)")
     parser.add_argument("--benchmark", help="the benchmark folder (default: the config's)")
+    parser.add_argument("--from-results", help="score this result file of an earlier tuning "
+                        "run of the same config, budget and seed instead of running again")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the candidates and stop")
     args = parser.parse_args(argv)
@@ -362,11 +365,15 @@ def main(argv=None):
                      else "nothing to tune (no tuning_space, or all pinned), kept as written"))
     if args.dry_run or n_candidates == 0:
         return
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%Hh%Mm%S")
-    results = Path(args.results or benchmark_dir / "outputs"
-                   / f"tuning_{config_path.stem}_{stamp}.parquet").resolve()
-    results.parent.mkdir(parents=True, exist_ok=True)
-    df = run_candidates(benchmark_dir, config, entries, args.seed, args.repetitions, results)
+    if args.from_results:
+        results = Path(args.from_results).resolve()
+        df = read_results(results)
+    else:
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%Hh%Mm%S")
+        results = Path(args.results or benchmark_dir / "outputs"
+                       / f"tuning_{config_path.stem}_{stamp}.parquet").resolve()
+        results.parent.mkdir(parents=True, exist_ok=True)
+        df = run_candidates(benchmark_dir, config, entries, args.seed, args.repetitions, results)
     parameters = [c for c in df if c.startswith("p_solver_")]
     summary = training_summary(df, alternatives).merge(
         df.groupby(RUN_KEYS, as_index=False)[parameters].first(), on=RUN_KEYS, how="left")
@@ -384,7 +391,15 @@ def main(argv=None):
                           [] if chosen is None else list(variant["space"])))
             tuned.append((variant, notes, chosen))
         replacements[entry] = lines
-    command = shlex.join(["python", "ci/tune.py", *(argv if argv is not None else sys.argv[1:])])
+    # The command that runs the candidates: --from-results only re-scores
+    # the result file of that command.
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if args.from_results:
+        at = next(i for i, a in enumerate(argv) if a.startswith("--from-results"))
+        del argv[at:at + (1 if "=" in argv[at] else 2)]
+    command = shlex.join(["python", "ci/tune.py", *argv])
+    if args.from_results:
+        command += f" (scored from its result file {results.name})"
     scored_on = summary[["dataset_name", "objective_name"]].drop_duplicates().itertuples(
         index=False)
     record = record_lines(command, args.budget, args.seed, args.repetitions, alternatives,
