@@ -49,7 +49,7 @@ class Solver(TrainedSolver):
     # The dual step and the training noise are tuned as the primal rate is,
     # on the validation split: the authors' dual step 1e-3 and ten times it,
     # no noise and a noise of 0.1.
-    tuning_space = {"lr": [3e-4, 1e-3, 3e-3], "lr_dual": [1e-3, 1e-2],
+    tuning_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "lr_dual": [1e-3, 1e-2],
                     "noise_level": [0.0, 0.1]}
     test_config = {"batch_size": 16}
 
