@@ -181,7 +181,7 @@ def plan(config, classes, budget, seed, pinned_comments=None):
                 raise SystemExit(f"error: {solver_string(name, kept)}: {error} (the config "
                                  f"sets {sorted(pinned & set(declared))} of its tuning_space); "
                                  "lower --budget or widen the space.") from None
-            variants.append(dict(name=name, fixed=kept, space=space,
+            variants.append(dict(name=name, fixed=kept, space=space, written=variant,
                                  candidates=[{**kept, **c} for c in chosen]))
         entries.append((entry, variants))
     return entries
@@ -201,12 +201,13 @@ def matches(rows, name, parameters):
 
 def candidate_scores(summary, variant):
     """Per candidate and (dataset, objective): the median over its runs of
-    the score as a loss (lower is better) and of the final value as a loss,
-    which breaks ties (runs that never reached a work target are ranked by
-    how close they ended); both +inf for a run that diverged or did not
-    train. Returns ``(losses, finals, notes)``: two DataFrames with one row
-    per candidate, one column per (dataset, objective), and one note per
-    candidate for the record."""
+    the score as a loss (lower is better; +inf for a run that diverged or
+    did not train) and of the final value as a loss (+inf for a run that
+    diverged), which breaks ties: runs that never reached a work target, or
+    that did not train, are ranked by how well they ended. Returns
+    ``(losses, finals, notes)``: two DataFrames with one row per candidate
+    and one column per (dataset, objective), and one note per candidate for
+    the record."""
     losses, finals, notes = {}, {}, []
     for number, parameters in enumerate(variant["candidates"]):
         runs = summary[matches(summary, variant["name"], parameters)]
@@ -219,9 +220,12 @@ def candidate_scores(summary, variant):
             continue
         sign = np.where(runs["better"] == "lower", 1.0, -1.0)
         failed = (runs["diverged"] | runs["did_not_train"]).to_numpy()
+        # A run that did not train still has a final value, which orders such
+        # runs among themselves (below every run that trained).
         runs = runs.assign(
             loss=np.where(failed, np.inf, sign * runs["score"].to_numpy(dtype=float)),
-            final_loss=np.where(failed, np.inf, sign * runs["final"].to_numpy(dtype=float)))
+            final_loss=np.where(runs["diverged"], np.inf,
+                                sign * runs["final"].to_numpy(dtype=float)))
         groups = runs.groupby(["dataset_name", "objective_name"])
         losses[number], finals[number] = groups["loss"].median(), groups["final_loss"].median()
         notes.append((runs["metric"].iloc[0], runs["score"].median(), runs["final"].median(),
@@ -232,7 +236,8 @@ def candidate_scores(summary, variant):
 def select(losses, finals):
     """The index of the best candidate: the lowest loss, ties broken by the
     final value; with several (dataset, objective) columns, the lowest mean
-    rank. None when every candidate failed everywhere."""
+    rank. None when every candidate diverged (or left no result)
+    everywhere."""
     finals = finals.fillna(np.inf)
     if not np.isfinite(finals.to_numpy(dtype=float)).any():
         return None
@@ -278,7 +283,10 @@ def record_lines(command, budget, seed, repetitions, alternatives, tuned, scored
                 shown = f"{metric_name} {score:.6g}"
             lines.append(f"#   {describe(tuned_part)}: {shown}{flag}{mark}")
         if chosen is None:
-            lines.append("#   no candidate trained: the config's entry is kept as it was")
+            lines.append("#   every candidate diverged: the config's entry is kept as it was")
+        elif notes[chosen][3]:
+            lines.append("#   no candidate trained in every run (its validation metric ended "
+                         "worse than it started): the best final value is selected")
     lines.append(RECORD_END)
     return lines
 
@@ -386,7 +394,7 @@ def main(argv=None):
                 continue
             losses, finals, notes = candidate_scores(summary, variant)
             chosen = select(losses, finals)
-            best = variant["fixed"] if chosen is None else variant["candidates"][chosen]
+            best = variant["written"] if chosen is None else variant["candidates"][chosen]
             lines.append((solver_string(variant["name"], best),
                           [] if chosen is None else list(variant["space"])))
             tuned.append((variant, notes, chosen))
@@ -408,7 +416,7 @@ def main(argv=None):
     output.write_text(rewrite(text, replacements, record))
     print(f"tuned config: {output}\ntuning results: {results}")
     for variant, notes, chosen in tuned:
-        best = "none trained" if chosen is None else describe(
+        best = "every candidate diverged" if chosen is None else describe(
             {k: variant["candidates"][chosen][k] for k in variant["space"]})
         print(f"  {solver_string(variant['name'], variant['fixed'])}: {best}")
 

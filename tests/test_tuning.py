@@ -382,6 +382,10 @@ def test_a_grid_in_the_solver_defaults_makes_variants():
     [(_, variants)] = tune.plan({"solver": ["tied[tol=1e-06]"]}, {"tied": Solver}, 4, 0)
     assert [v["fixed"] for v in variants] == [
         {"training": "unrolled", "tol": 1e-06}, {"training": "implicit", "tol": 1e-06}]
+    # What the config wrote, kept when every candidate diverges.
+    [(_, variants)] = tune.plan({"solver": ["tied[lr=0.01]"]}, {"tied": Solver}, 4, 0)
+    assert [v["written"] for v in variants] == [
+        {"training": "unrolled", "lr": 0.01}, {"training": "implicit", "lr": 0.01}]
     assert all(c["training"] == v["fixed"]["training"]
                for v in variants for c in v["candidates"])
 
