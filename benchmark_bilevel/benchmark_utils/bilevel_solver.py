@@ -19,9 +19,11 @@ and the count is that times the iterations; one whose work depends on a
 tolerance sets ``counts_oracles`` and runs on a CountingProblem; any other
 reports NaN, never an estimate.
 
-Tuning (ci/tune.py): every stochastic solver declares the same grid shape,
-3 step sizes by 4 outer ratios (12 candidates each, so that the tuner can
-give each the whole grid), written out in each solver file. Steps 0.1, 0.3,
+Tuning (ci/tune.py): every stochastic solver, and the full-batch AID-Neumann,
+ITD and Jacobian-free comparators, declares the same grid shape, 3 step
+sizes by 4 outer ratios (12 candidates each, so that the tuner can give each
+the whole grid), written out in each solver file; AID-CG 4 outer steps by its
+3 tolerance schedules. Steps 0.1, 0.3,
 1: half decades around the reference benchmark's default 0.1 (its grids
 {0.01, 0.1, 1}, its best values on ijcnn1 0.125 to 0.5, on the quadratic
 0.1); outer ratios 0.01 to 10 in decades, the reference's {0.1, 1, 10, 100}

@@ -34,6 +34,10 @@ class Solver(SmoothBilevelSolver):
 
     name = "aid_cg"
     stochastic = False
+    # HOAG's outer step over decades (quick.yml's 100 among them) and its
+    # three tolerance schedules: 12 candidates, the stochastic solvers' count.
+    tuning_space = {"step_size": [1.0, 10.0, 100.0, 1000.0],
+                    "tolerance_decrease": ["exponential", "quadratic", "cubic"]}
     parameters = {
         "step_size": [0.1],
         "tolerance_decrease": ["exponential"],
