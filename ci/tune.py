@@ -42,7 +42,6 @@ The protocol (README, "Tuning"):
 """
 import argparse
 import datetime
-import math
 import re
 import shlex
 import subprocess
@@ -215,8 +214,7 @@ def candidate_scores(summary, variant):
             # benchopt saves no row of a run that raised or that it stopped as
             # diverged: the candidate failed.
             losses[number] = finals[number] = pd.Series(dtype=float)
-            notes.append(("no result (raised or diverged, see benchopt's output)",
-                          math.nan, math.nan, 1, 1))
+            notes.append(([], 1, 1))
             continue
         sign = np.where(runs["better"] == "lower", 1.0, -1.0)
         failed = (runs["diverged"] | runs["did_not_train"]).to_numpy()
@@ -228,8 +226,10 @@ def candidate_scores(summary, variant):
                                 sign * runs["final"].to_numpy(dtype=float)))
         groups = runs.groupby(["dataset_name", "objective_name"])
         losses[number], finals[number] = groups["loss"].median(), groups["final_loss"].median()
-        notes.append((runs["metric"].iloc[0], runs["score"].median(), runs["final"].median(),
-                      int(failed.sum()), len(runs)))
+        per_group = [(dataset.split("[")[0], rows["metric"].iloc[0], rows["score"].median(),
+                      rows["final"].median())
+                     for (dataset, _), rows in groups]
+        notes.append((per_group, int(failed.sum()), len(runs)))
     return pd.DataFrame(losses).T, pd.DataFrame(finals).T, notes
 
 
@@ -247,6 +247,14 @@ def select(losses, finals):
     ranks = (losses.rank(axis=0, method="min")
              + finals.rank(axis=0, method="average") / (len(finals) + 1)).mean(axis=1)
     return int(ranks.to_numpy().argmin())
+
+
+def score_text(alternatives, metric_name, score, final):
+    declared = next((m for m in alternatives if m["name"] == metric_name), {})
+    if "work" in declared:
+        return (f"{declared['work']} to the target {score:.6g} "
+                f"(final {metric_name} {final:.4g})")
+    return f"{metric_name} {score:.6g}"
 
 
 def record_lines(command, budget, seed, repetitions, alternatives, tuned, scored_on):
@@ -268,25 +276,22 @@ def record_lines(command, budget, seed, repetitions, alternatives, tuned, scored
         label = solver_string(variant["name"], variant["fixed"])
         space = "; ".join(f"{k} in {list(v)}" for k, v in variant["space"].items())
         lines.append(f"# {label}: space {space}")
-        for number, (parameters, (metric_name, score, final, failed, n_runs)) in enumerate(
+        several = len({group[0] for per_group, _, _ in notes for group in per_group}) > 1
+        for number, (parameters, (per_group, failed, n_runs)) in enumerate(
                 zip(variant["candidates"], notes)):
             tuned_part = {k: parameters[k] for k in variant["space"]}
             flag = f" ({failed}/{n_runs} runs diverged or did not train)" if failed else ""
             mark = "  <- selected" if number == chosen else ""
-            declared = next((m for m in alternatives if m["name"] == metric_name), {})
-            if math.isnan(score):
-                shown = metric_name
-            elif "work" in declared:
-                shown = (f"{declared['work']} to the target {score:.6g} "
-                         f"(final {metric_name} {final:.4g})")
-            else:
-                shown = f"{metric_name} {score:.6g}"
+            shown = "; ".join(
+                (f"{dataset}: " if several else "") + score_text(alternatives, *scores)
+                for dataset, *scores in per_group) or "no result (raised or diverged)"
             lines.append(f"#   {describe(tuned_part)}: {shown}{flag}{mark}")
         if chosen is None:
             lines.append("#   every candidate diverged: the config's entry is kept as it was")
-        elif notes[chosen][3]:
-            lines.append("#   no candidate trained in every run (its validation metric ended "
-                         "worse than it started): the best final value is selected")
+        elif notes[chosen][1]:
+            _, failed, n_runs = notes[chosen]
+            lines.append(f"#   the selected candidate did not train in {failed} of its {n_runs} "
+                         "runs (its validation metric ended worse than it started)")
     lines.append(RECORD_END)
     return lines
 
