@@ -63,7 +63,6 @@ from solvers_common.results import (
     training_summary,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BUDGET = 4
 RECORD_START = "# --- tuning record (written by ci/tune.py; a new tuning replaces it) ---"
 RECORD_END = "# --- end of tuning record ---"
@@ -339,7 +338,10 @@ def run_candidates(benchmark_dir, config, entries, seed, repetitions, results):
                "--config", handle.name, "--seed", str(seed), "--no-display", "--no-html",
                "--no-plot", "--output", str(results)]
     print("=== " + shlex.join(command), flush=True)
-    subprocess.run(command, check=True)
+    try:
+        subprocess.run(command, check=True)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
     return read_results(results)
 
 
@@ -427,6 +429,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     main()
