@@ -60,7 +60,12 @@ from benchopt import BaseObjective
 from torch import nn
 
 from solvers_common.device import keep_freed_memory, to_cpu_float64
-from solvers_common.lasso import check_dictionary, lasso_objective, lmbd_max, solve_lasso
+from solvers_common.lasso import (
+    check_dictionary,
+    lasso_objective,
+    lmbd_max,
+    solve_lasso_cached,
+)
 from solvers_common.parameters import parse_extra_layers, parse_noise_levels
 from solvers_common.seeding import torch_generator
 from solvers_common.unrolled import ISTA
@@ -136,11 +141,11 @@ class Objective(BaseObjective):
 
         self.lmbd = float(self.lmbd_ratio * lmbd_max(self.X_train, self.D))
         # The references are computed once here, not at every evaluation.
-        self.z_star_train, _ = solve_lasso(self.X_train, self.D, self.lmbd)
-        self.z_star_test, _ = solve_lasso(self.X_test, self.D, self.lmbd)
+        self.z_star_train, _ = solve_lasso_cached(self.X_train, self.D, self.lmbd)
+        self.z_star_test, _ = solve_lasso_cached(self.X_test, self.D, self.lmbd)
         self.objective_star_test = lasso_objective(
             self.z_star_test, self.X_test, self.D, self.lmbd)
-        z_star_validation, _ = solve_lasso(self.X_validation, self.D, self.lmbd)
+        z_star_validation, _ = solve_lasso_cached(self.X_validation, self.D, self.lmbd)
         self.objective_star_validation = lasso_objective(
             z_star_validation, self.X_validation, self.D, self.lmbd)
 
@@ -150,7 +155,7 @@ class Objective(BaseObjective):
             noise = torch.randn(self.X_test.shape, generator=generator,
                                 dtype=torch.float64)
             X_noisy = perturb_signals(self.X_test, sigma, noise)
-            z_star, _ = solve_lasso(X_noisy, self.D, self.lmbd)
+            z_star, _ = solve_lasso_cached(X_noisy, self.D, self.lmbd)
             self.noisy_test[sigma] = (
                 X_noisy, lasso_objective(z_star, X_noisy, self.D, self.lmbd))
         self.iterate_noise = torch.randn(

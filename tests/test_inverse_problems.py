@@ -232,6 +232,26 @@ def test_offline_sources_and_missing_files(tmp_path, monkeypatch):
         assert "\n" not in str(error.value) and str(tmp_path) in str(error.value)
 
 
+def test_faces_source_uses_the_faces_only():
+    import skimage.data
+
+    # lfw_subset holds 100 faces, then 100 background patches.
+    crops = restoration.center_crops(
+        skimage.data.lfw_subset().astype(np.float32)[:, None], 24)[:, 0]
+    images = load_restoration_images("faces", 24, 70, 26, generator=np.random.default_rng(0),
+                                     n_validation=4)
+    assert images.train.shape[0] == 70 and images.test.shape[0] == 26
+
+    def index(image):
+        """Which lfw_subset image a loaded one is (by its centre crop)."""
+        return [i for i, crop in enumerate(crops) if np.array_equal(image[0], crop)][0]
+
+    seen = [index(image) for part in images for image in part]
+    assert max(seen) < 100 and len(set(seen)) == 100
+    with pytest.raises(ValueError, match="n_train"):
+        load_restoration_images("faces", 24, 71, 2, generator=np.random.default_rng(0))
+
+
 # -- Validation split and fair comparisons (issue 23) ------------------------
 def numbered_picture(first, shape):
     """A picture whose pixel values are distinct ids from ``first`` (float64:

@@ -14,6 +14,7 @@ from solvers_common.lasso import (
     proximal_gradient_mapping,
     proximal_gradient_step,
     solve_lasso,
+    solve_lasso_cached,
 )
 
 
@@ -164,6 +165,29 @@ def test_solve_lasso_matches_sklearn(solved_problem, ratio):
         assert ours[i] == pytest.approx(theirs, rel=1e-8)
         # both are minimizers: ours is no worse than sklearn's
         assert ours[i] <= theirs * (1 + 1e-10)
+
+
+def test_solve_lasso_cached_is_the_solution_of_its_own_data(solved_problem, monkeypatch):
+    import solvers_common.lasso as lasso
+
+    D, X, solutions = solved_problem
+    lmbd, Z, _ = solutions[0.1]
+    calls = []
+    monkeypatch.setattr(lasso, "_SOLUTIONS", type(lasso._SOLUTIONS)())
+    monkeypatch.setattr(lasso, "solve_lasso",
+                        lambda *args, **kwargs: calls.append(1) or solve_lasso(*args, **kwargs))
+    first, _ = solve_lasso_cached(X, D, lmbd)
+    torch.testing.assert_close(first, Z, rtol=0, atol=0)
+    first.fill_(7.0)  # a caller's change does not reach the remembered solution
+    again, _ = solve_lasso_cached(X.clone(), D.clone(), lmbd)
+    torch.testing.assert_close(again, Z, rtol=0, atol=0)
+    assert len(calls) == 1
+    # Other signals, another lmbd or another dictionary: solved anew.
+    other, _ = solve_lasso_cached(X[:3] * 2, D, lmbd)
+    torch.testing.assert_close(other, solve_lasso(X[:3] * 2, D, lmbd)[0], rtol=0, atol=0)
+    solve_lasso_cached(X, D, solutions[0.5][0])
+    solve_lasso_cached(X, -D, lmbd)
+    assert len(calls) == 4
 
 
 @pytest.mark.parametrize("ratio", [0.1, 0.5])

@@ -6,8 +6,9 @@ Sources, offline by default:
   colour; gray ones are repeated over 3 channels when ``color=True``, colour
   ones averaged to gray otherwise). Training crops and test crops come from
   different images.
-- ``"faces"``: scikit-image's 200 LFW faces of 25 x 25 (``skimage.data.lfw_subset``),
-  the offline stand-in for CelebA-HQ; the first 150 train, the last 50 test.
+- ``"faces"``: the 100 LFW faces of 25 x 25 in ``skimage.data.lfw_subset``, the
+  offline stand-in for CelebA-HQ; the first 70 train, the last 30 are held out
+  (the subset's other 100 images are background patches, never used).
 - ``"digits"``: scikit-learn's 8 x 8 digits (its fixed train/test split).
 - ``"mnist"``: torchvision's MNIST under ``$LEARNOPT_DATA`` (downloaded if possible).
 - ``"bsds500"``: the Berkeley segmentation images, read from
@@ -45,7 +46,9 @@ RESTORATION_SOURCES = ("skimage", "faces", "digits", "mnist", "bsds500", "celeba
 SKIMAGE_TRAIN = ("astronaut", "camera", "coins", "moon", "brick", "grass", "gravel",
                  "hubble_deep_field", "immunohistochemistry", "rocket", "clock", "text")
 SKIMAGE_TEST = ("coffee", "chelsea", "page", "microaneurysms")
-FACES_TRAIN_SIZE = 150
+# lfw_subset: 100 faces, then 100 non-faces (its docstring).
+N_FACES = 100
+FACES_TRAIN_SIZE = 70
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -219,7 +222,7 @@ def load_restoration_images(source, crop_size, n_train, n_test, color=False, gen
         if source == "faces":
             import skimage.data
 
-            faces = skimage.data.lfw_subset().astype(np.float32)
+            faces = skimage.data.lfw_subset()[:N_FACES].astype(np.float32)
             train, test = faces[:FACES_TRAIN_SIZE], faces[FACES_TRAIN_SIZE:]
         else:
             train, _ = (load_digits_images(train=True) if source == "digits"
