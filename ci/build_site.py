@@ -49,6 +49,7 @@ from plotly.offline import get_plotlyjs  # noqa: E402
 from solvers_common.results import (  # noqa: E402
     RUN_KEYS,
     class_attribute,
+    final_evaluations,
     metric_alternatives,
     training_summary,
 )
@@ -228,7 +229,9 @@ def final_values(df, metric, tolerance=TARGET_TOLERANCE, validation=None):
     target is its time at its first evaluation that reaches the target
     (infinite when none does); ``time_to_target`` is the median over
     repetitions (infinite unless more than half of them reach it),
-    ``reached`` the number of repetitions that reach it.
+    ``reached`` the number of repetitions that reach it. ``diverged`` counts
+    the repetitions whose primary metric ended NaN (the medians are those of
+    the others); such solvers come last, never ranked.
 
     With ``validation`` (the objective's ``validation_metric``),
     ``did_not_train`` counts the repetitions whose validation metric ended
@@ -245,11 +248,12 @@ def final_values(df, metric, tolerance=TARGET_TOLERANCE, validation=None):
     lower = metric["better"] == "lower"
     names = [metric["name"], *table_columns(df, metric)[1:]]
     ordered = df.sort_values("stop_val", kind="stable")
-    last = ordered.groupby(RUN_KEYS, sort=False).tail(1).set_index(RUN_KEYS)
+    last = final_evaluations(ordered).set_index(RUN_KEYS)
     table = last.groupby(keys).agg(
         **{name: (f"objective_{name}", "median") for name in names},
         **{f"{metric['name']}_min": (column, "min"), f"{metric['name']}_max": (column, "max")},
         time=("time", "median"), repetitions=("time", "size"),
+        diverged=(column, lambda values: int(values.isna().sum())),
     ).reset_index()
     best = table.groupby(keys[:2])[metric["name"]].transform("min" if lower else "max")
     table["target"] = best + (1 if lower else -1) * tolerance * best.abs()
@@ -268,10 +272,10 @@ def final_values(df, metric, tolerance=TARGET_TOLERANCE, validation=None):
         index = table.set_index(keys).index
         table["did_not_train"] = index.map(by_solver["did_not_train"].sum()).fillna(0).astype(int)
         table["best_epoch"] = index.map(by_solver["best_stop_val"].median())
-    table["trained"] = table["did_not_train"] == 0
+    table["trained"] = (table["did_not_train"] == 0) & (table["diverged"] == 0)
     return table.sort_values(
-        ["dataset_name", "objective_name", "trained", metric["name"]],
-        ascending=[True, True, False, lower], na_position="last").reset_index(drop=True)
+        ["dataset_name", "objective_name", "trained", "diverged", metric["name"]],
+        ascending=[True, True, False, True, lower], na_position="last").reset_index(drop=True)
 
 
 def ranking_tables(df, metric, labels, validation=None):
@@ -295,8 +299,10 @@ def ranking_tables(df, metric, labels, validation=None):
             shown_rank = str(rank)
             if not row["trained"]:
                 shown_rank = "&ndash;"
-                label += (f' <span class="flag">did not train '
-                          f'({row["did_not_train"]}/{row["repetitions"]})</span>')
+                flag, count = (("diverged", row["diverged"]) if row["diverged"]
+                               else ("did not train", row["did_not_train"]))
+                label += (f' <span class="flag">{flag} '
+                          f'({count}/{row["repetitions"]})</span>')
             spread = ("&ndash;" if row["repetitions"] == 1 else
                       f"{row[f'{name}_min']:.4g} &ndash; {row[f'{name}_max']:.4g}")
             to_target = (f"{row['time_to_target']:.3g}" if np.isfinite(row["time_to_target"])

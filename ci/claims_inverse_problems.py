@@ -8,6 +8,8 @@ import re
 import pandas as pd
 from evidence import Claim, Finding, Missing, cannot_tell_when_missing
 
+from solvers_common.results import final_evaluations
+
 PNP_WARM_START = "benchmark_inverse_problems/configs/evidence_pnp_warm_start.yml"
 GLOW_PROX = "benchmark_inverse_problems/configs/evidence_glow_prox.yml"
 
@@ -55,8 +57,7 @@ def final_scores(df, name, **parameters):
         described = ",".join(f"{key}={value}" for key, value in parameters.items())
         raise Missing(f"{name}[{described}] is missing from the result file (benchopt does not "
                       "save a run that diverged)")
-    # tail, not last: GroupBy.last skips NaN, which would hide a divergence.
-    last = rows.sort_values("stop_val", kind="stable").groupby("idx_rep").tail(1)
+    last = final_evaluations(rows, ["idx_rep"])
     return last.mean(numeric_only=True)
 
 

@@ -6,6 +6,8 @@ import math
 
 from evidence import Claim, Finding, Missing, cannot_tell_when_missing
 
+from solvers_common.results import final_evaluations
+
 LISTA_VS_ISTA = "benchmark_unrolling/configs/evidence_lista_vs_ista.yml"
 DESCENDING = "benchmark_unrolling/configs/evidence_descending_lista.yml"
 
@@ -55,7 +57,7 @@ def final_scores(df, name, parameters=None):
         rows = rows[_matches(rows[column], value)]
     if rows.empty:
         raise Missing(f"{name}[{', '.join(f'{k}={v}' for k, v in (parameters or {}).items())}]")
-    last = rows.loc[rows.groupby("idx_rep")["stop_val"].idxmax()]
+    last = final_evaluations(rows, ["idx_rep"])
     return last.select_dtypes("number").mean()
 
 

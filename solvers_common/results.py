@@ -20,6 +20,26 @@ RUN_KEYS = ["dataset_name", "objective_name", "solver_name", "idx_rep"]
 BETTER = ("lower", "higher")
 
 
+def final_evaluations(df, keys=RUN_KEYS):
+    """The final evaluation of each run: per group of ``keys`` (default
+    :data:`RUN_KEYS`; the columns present), its row of largest ``stop_val``,
+    every column as that row has it, NaN included (``GroupBy.last`` would
+    take each column's last non-NaN value and hide a divergence). The one
+    reader of "the end of a run" for the plots, the site, the claims and the
+    tuner."""
+    keys = [key for key in keys if key in df]
+    ordered = df.sort_values("stop_val", kind="stable")
+    return ordered.groupby(keys, sort=False).tail(1) if keys else ordered.tail(1)
+
+
+def first_evaluations(df, keys=RUN_KEYS):
+    """The first evaluation of each run (its row of smallest ``stop_val``;
+    for trained solvers, the untrained network), as :func:`final_evaluations`."""
+    keys = [key for key in keys if key in df]
+    ordered = df.sort_values("stop_val", kind="stable")
+    return ordered.groupby(keys, sort=False).head(1) if keys else ordered.head(1)
+
+
 def final_results(df):
     """The first stored ``final_results`` of the result rows ``df`` (what an
     objective's ``save_final_results`` kept at the end of a run), or None."""

@@ -19,6 +19,15 @@ leaves a choice open (which mini-batch is drawn first, in which order the
 i.i.d. factors of a product act) the transcription states the convention it
 pins.
 
+SOBA, SABA and SRBA (Dagréou et al. 2022 and 2024) draw whole blocks of
+the samplers' partition (SABA's tables have one row per block): their
+scripts are sequences of block numbers, on a problem whose blocks have
+unequal sizes, and each runs through both of its implementations, ``step()``
+on the problem's oracles and the compiled iteration of
+solvers_common/bilevel/fused.py (run eagerly), each against the
+transcription; SABA's tables and averages and SRBA's recursive directions are
+compared too.
+
 Below them, one property test per estimator family: with full batches the
 recursive (STORM / SARAH) directions are the full-batch oracles, the
 Neumann series with enough terms solves the linear system, Ghadimi and
@@ -35,6 +44,8 @@ from benchopt.benchmark import Benchmark
 
 from solvers_common.bilevel import (
     FULL_BATCH,
+    MinibatchSampler,
+    fused,
     make_quadratic_problem,
     random_truncation_length,
     stochastic_routines,
@@ -615,6 +626,266 @@ def test_f2sa_is_kwon_et_al_algorithm_1(solver_classes, problem):
                                                n_inner_steps=2, n_iterations=N_ITERATIONS)
     assert_iterates(solver, setting, z, x, n_inner, n_outer)
     np.testing.assert_allclose(solver.y.numpy(), y, **TOLERANCE)
+
+
+# ---------------------------------------------------------------------------
+# SOBA, SABA and SRBA (Dagréou et al.), through both implementations
+# ---------------------------------------------------------------------------
+
+# 23 inner samples in blocks of 5, 4, 5, 4, 5 and 18 outer ones in blocks of
+# 4, 5, 5, 4: SAGA's averages weigh the blocks by their shares of the
+# samples, and the compiled iterations pad the short blocks.
+N_BLOCK_INNER, N_BLOCK_OUTER, BLOCK_SIZE = 23, 18, 5
+# Block numbers of the successive mini-batches: first visits (SABA's zero
+# rows) and returns to a block (its stored row) early on.
+INNER_BLOCKS = [3, 1, 3, 0, 4, 1, 2, 3]
+OUTER_BLOCKS = [2, 0, 2, 3, 1, 0, 3, 2]
+# Eight iterations, two chunks of four on the compiled path.
+N_BLOCK_ITERATIONS, CHUNK_LENGTH = len(INNER_BLOCKS), 4
+IMPLEMENTATIONS = ["oracles", "compiled"]
+
+
+@pytest.fixture(scope="module")
+def block_problem():
+    return make_quadratic_problem(np.random.default_rng(8), dim_inner=4, dim_outer=3,
+                                  n_inner_samples=N_BLOCK_INNER,
+                                  n_outer_samples=N_BLOCK_OUTER, noise=0.5)
+
+
+class ScriptedBlocks(MinibatchSampler):
+    """A MinibatchSampler whose block numbers follow a script, handed out by
+    ``sample()`` (the oracle path) or ``sample_block_ids()`` (the compiled
+    path), and counted."""
+
+    def __init__(self, n_samples, script):
+        super().__init__(n_samples, BLOCK_SIZE, generator=None)
+        self.script, self.count = script, 0
+
+    def sample(self):
+        (block,) = self.sample_block_ids(1).tolist()
+        return self.batches[block], block
+
+    def sample_block_ids(self, n_batches):
+        assert self.count + n_batches <= len(self.script), "the script ran out"
+        ids = self.script[self.count:self.count + n_batches]
+        self.count += n_batches
+        return torch.tensor(ids, dtype=torch.int64)
+
+
+class BlockSetting:
+    """A fixed start (y0, x0; v0 = 0, the solvers' start), the problem's
+    blocks (slices, as MinibatchSampler splits the samples) and the scripts
+    of inner and outer blocks."""
+
+    def __init__(self, problem, seed):
+        rng = np.random.default_rng(seed)
+        self.y0, self.x0 = rng.standard_normal(4), rng.standard_normal(3)
+        self.inner_blocks = MinibatchSampler(problem.n_inner_samples, BLOCK_SIZE, None).batches
+        self.outer_blocks = MinibatchSampler(problem.n_outer_samples, BLOCK_SIZE, None).batches
+        assert sorted({block.stop - block.start for block in self.inner_blocks}) == [4, 5]
+        assert sorted({block.stop - block.start for block in self.outer_blocks}) == [4, 5]
+
+    def batches(self):
+        """Fresh counted iterators over the scripts, as (block number, slice)."""
+        return (Counted((i, self.inner_blocks[i]) for i in INNER_BLOCKS),
+                Counted((j, self.outer_blocks[j]) for j in OUTER_BLOCKS))
+
+
+def start_block_solver(solver_classes, problem, name, setting, implementation, **parameters):
+    """The solver at iteration 0 from the setting's start, its samplers
+    following the scripts. ``implementation="compiled"`` runs the compiled
+    path (``initial_carry``, ``draw_block_ids``, chunks of
+    ``compiled_iteration``, ``read_carry``) with the chunks run eagerly:
+    torch.compile of one takes 7 to 26 s on this machine, and its agreement
+    with the eager chunk is test_bilevel_solvers.py's
+    test_compiled_iterations_are_the_oracle_iterations."""
+    solver = solver_classes[name].get_instance(
+        device="cpu", dtype="float64", batch_size=BLOCK_SIZE, eval_freq=CHUNK_LENGTH,
+        implementation=implementation, **parameters)
+    solver.set_objective(problem=problem)
+    assert solver.compiled == (implementation == "compiled")
+    if solver.compiled:
+        assert solver.chunk_length == CHUNK_LENGTH
+        solver.chunk = fused.chunk_function(type(solver).compiled_iteration, solver.device,
+                                            compiled=False)
+    solver.inner_sampler = ScriptedBlocks(problem.n_inner_samples, INNER_BLOCKS)
+    solver.outer_sampler = ScriptedBlocks(problem.n_outer_samples, OUTER_BLOCKS)
+    solver.theta, solver.lmbd = torch.tensor(setting.y0), torch.tensor(setting.x0)
+    solver.iteration = 0
+    solver.initialize()
+    return solver
+
+
+def framework_directions(o, y, v, x, inner_batch, outer_batch):
+    """Dagréou, Ablin, Vaiter and Moreau (2022), Eq. (5)-(7), on one inner and
+    one outer batch (SRBA's too, Dagréou et al. 2024, Eq. (2)):
+        D_y = grad_y G_i(y, x),
+        D_v = d2_yy G_i(y, x) v + grad_y F_j(y, x),
+        D_x = d2_xy G_i(y, x) v + grad_x F_j(y, x),
+    v estimating -[d2_yy G]^{-1} grad_y F."""
+    return (o.grad_y_g(y, x, inner_batch),
+            o.hess_yy_g(inner_batch) @ v + o.grad_y_f(y, x, outer_batch),
+            o.cross_xy_g(inner_batch) @ v + o.grad_x_f(y, x, outer_batch))
+
+
+def soba_reference(o, setting, rho_0, gamma_0, exponent, n_iterations):
+    """Dagréou, Ablin, Vaiter and Moreau, "A framework for bilevel
+    optimization that enables stochastic and global variance reduction
+    algorithms", NeurIPS 2022, Algorithm 1 (SOBA): at iteration t, draw
+    i and j, and from the same point (y^t, v^t, x^t)
+        y^{t+1} = y^t - rho_t D_y^t,  v^{t+1} = v^t - rho_t D_v^t,
+        x^{t+1} = x^t - gamma_t D_x^t,
+    the directions of Eq. (5)-(7) on batches i (inner) and j (outer).
+    Algorithm 1 takes the steps as inputs; here the solver's documented
+    schedule (the reference benchmark's), rho_t = rho_0 / (t+1)^e and
+    gamma_t = gamma_0 / (t+1)^e, one exponent e for both; v^0 = 0."""
+    inner, outer = setting.batches()
+    y, v, x = setting.y0, np.zeros_like(setting.y0), setting.x0
+    for t in range(n_iterations):
+        (_, inner_batch), (_, outer_batch) = next(inner), next(outer)
+        d_y, d_v, d_x = framework_directions(o, y, v, x, inner_batch, outer_batch)
+        rho_t, gamma_t = rho_0 / (t + 1) ** exponent, gamma_0 / (t + 1) ** exponent
+        y, v, x = y - rho_t * d_y, v - rho_t * d_v, x - gamma_t * d_x
+    return y, v, x, inner.count, outer.count
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_soba_is_dagreou_et_al_algorithm_1(solver_classes, block_problem, implementation):
+    setting = BlockSetting(block_problem, 10)
+    # outer_ratio 2: a wrong outer step (gamma_t = rho_t) is seen.
+    solver = start_block_solver(solver_classes, block_problem, "soba", setting, implementation,
+                                step_size=0.4, outer_ratio=2.0, step_size_exponent=0.5)
+    solver.run_iterations(N_BLOCK_ITERATIONS)
+    y, v, x, n_inner, n_outer = soba_reference(Oracles(block_problem), setting, rho_0=0.4,
+                                               gamma_0=0.2, exponent=0.5,
+                                               n_iterations=N_BLOCK_ITERATIONS)
+    assert_iterates(solver, setting, y, x, n_inner, n_outer)
+    np.testing.assert_allclose(solver.v.numpy(), v, **TOLERANCE)
+
+
+def saba_reference(o, setting, rho, gamma, n_iterations):
+    """Dagréou, Ablin, Vaiter and Moreau (2022), Algorithm 2 (SABA): SOBA
+    with each of the five oracles of D_y, D_v and D_x (grad_y G_i,
+    d2_yy G_i v, d2_xy G_i v on inner blocks; grad_y F_j, grad_x F_j on outer
+    blocks) replaced by its SAGA estimate (Defazio, Bach and Lacoste-Julien
+    2014): with phi the oracle's new value on block i and table[b] its value
+    at block b's last visit,
+        S = phi - table[i] + sum_b share_b table[b],   then table[i] = phi,
+    the average taken over the table before the update; share_b = |b| / n,
+    the block's share of the samples (the blocks are the mini-batches);
+    constant steps rho, gamma. The table starts at zero, the solver's
+    documented start (the reference benchmark's mode_init_memory="zero").
+    The average is recomputed from the table at every use, where the solver
+    keeps a running one. Returns the tables and their averages too."""
+    inner, outer = setting.batches()
+    y, v, x = setting.y0, np.zeros_like(setting.y0), setting.x0
+    shares = [np.array([(b.stop - b.start) / n for b in blocks])
+              for blocks, n in ((setting.inner_blocks, o.A.shape[0]),
+                                (setting.outer_blocks, o.H.shape[0]))]
+    # grad_y G, d2_yy G v, d2_xy G v, grad_y F, grad_x F: (inner/outer, size)
+    sides = [(0, len(y)), (0, len(y)), (0, len(x)), (1, len(y)), (1, len(x))]
+    tables = [np.zeros((len(shares[side]), size)) for side, size in sides]
+    for _ in range(n_iterations):
+        (i, inner_batch), (j, outer_batch) = next(inner), next(outer)
+        values = (o.grad_y_g(y, x, inner_batch), o.hess_yy_g(inner_batch) @ v,
+                  o.cross_xy_g(inner_batch) @ v, o.grad_y_f(y, x, outer_batch),
+                  o.grad_x_f(y, x, outer_batch))
+        estimates = []
+        for table, (side, _), value in zip(tables, sides, values):
+            block = (i, j)[side]
+            estimates.append(value - table[block] + shares[side] @ table)
+            table[block] = value
+        grad_y_g, hessian_v, cross_v, grad_y_f, grad_x_f = estimates
+        y, v, x = y - rho * grad_y_g, v - rho * (hessian_v + grad_y_f), x - gamma * (
+            cross_v + grad_x_f)
+    averages = [shares[side] @ table for table, (side, _) in zip(tables, sides)]
+    return y, v, x, tables, averages, inner.count, outer.count
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_saba_is_dagreou_et_al_algorithm_2(solver_classes, block_problem, implementation):
+    setting = BlockSetting(block_problem, 11)
+    # A block comes back (its stored row is read) before another's first
+    # visit (a zero row) in both scripts.
+    for script in (INNER_BLOCKS, OUTER_BLOCKS):
+        first_return = next(t for t, block in enumerate(script) if block in script[:t])
+        assert first_return < max(script.index(block) for block in script)
+    solver = start_block_solver(solver_classes, block_problem, "saba", setting, implementation,
+                                step_size=0.4, outer_ratio=2.0)
+    solver.run_iterations(N_BLOCK_ITERATIONS)
+    y, v, x, tables, averages, n_inner, n_outer = saba_reference(
+        Oracles(block_problem), setting, rho=0.4, gamma=0.2, n_iterations=N_BLOCK_ITERATIONS)
+    assert_iterates(solver, setting, y, x, n_inner, n_outer)
+    np.testing.assert_allclose(solver.v.numpy(), v, **TOLERANCE)
+    # The memory in the solver's order: grad_theta G, d2_theta G v,
+    # d2_(lmbd,theta) G v, grad_theta F, grad_lmbd F.
+    if solver.compiled:
+        memories = solver.carry[1]
+    else:
+        memories = [(memory.table, memory.average) for memory in solver.memory.values()]
+    assert len(memories) == 5
+    for (table, average), expected_table, expected_average in zip(memories, tables, averages):
+        np.testing.assert_allclose(table.numpy(), expected_table, **TOLERANCE)
+        np.testing.assert_allclose(average.numpy(), expected_average, **TOLERANCE)
+
+
+def srba_reference(o, setting, rho, gamma, period, n_iterations):
+    """Dagréou, Moreau, Vaiter and Ablin, "A lower bound and a near-optimal
+    algorithm for bilevel empirical risk minimization", AISTATS 2024
+    (arXiv 2302.08766), Algorithm 1 (SRBA), an outer loop over periods of
+    q iterations, with z = (y, v, x):
+        D^{k,0} = (D_y, D_v, D_x)(z^{k,0}) on the full data,
+        z^{k,1} = z^{k,0} - (rho D_y, rho D_v, gamma D_x)^{k,0},
+        for t = 1, ..., q - 1, on fresh inner and outer batches i, j:
+            D^{k,t} = D^{k,t-1} + D(z^{k,t}; i, j) - D(z^{k,t-1}; i, j)
+            z^{k,t+1} = z^{k,t} - (rho D_y, rho D_v, gamma D_x)^{k,t},
+        z^{k+1,0} = z^{k,q},
+    the directions of Eq. (2) (SOBA's); SARAH's recursion (Nguyen et al.
+    2017), both differences on the same batches. The projection of v on a
+    ball, there for the analysis, is left out (as by the solver and the
+    reference benchmark). Stopped after ``n_iterations`` steps in all.
+    Returns the directions of the last step too."""
+    inner, outer = setting.batches()
+    z = (setting.y0, np.zeros_like(setting.y0), setting.x0)
+    z_previous, steps, n_steps = None, (rho, rho, gamma), 0
+    while n_steps < n_iterations:
+        directions = framework_directions(o, *z, ALL, ALL)
+        for t in range(period):
+            if n_steps == n_iterations:
+                break
+            if t > 0:
+                (_, inner_batch), (_, outer_batch) = next(inner), next(outer)
+                new = framework_directions(o, *z, inner_batch, outer_batch)
+                old = framework_directions(o, *z_previous, inner_batch, outer_batch)
+                directions = tuple(d + a - b for d, a, b in zip(directions, new, old))
+            z_previous = z
+            z = tuple(w - step * d for w, step, d in zip(z, steps, directions))
+            n_steps += 1
+    return (*z, directions, inner.count, outer.count)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_srba_is_dagreou_et_al_2024_algorithm_1(solver_classes, block_problem, implementation):
+    setting = BlockSetting(block_problem, 12)
+    # q = period_fraction (n + m) / batch_size = 0.4 * 41 / 5 = 3 (int part):
+    # full passes at t = 0, 3 and 6, two recursive steps after each; the
+    # second chunk (t = 4 to 7) starts within a period.
+    solver = start_block_solver(solver_classes, block_problem, "srba", setting, implementation,
+                                step_size=0.4, outer_ratio=2.0, period_fraction=0.4)
+    assert solver.period == 3
+    solver.run_iterations(N_BLOCK_ITERATIONS)
+    y, v, x, directions, n_inner, n_outer = srba_reference(
+        Oracles(block_problem), setting, rho=0.4, gamma=0.2, period=3,
+        n_iterations=N_BLOCK_ITERATIONS)
+    assert (n_inner, n_outer) == (5, 5)  # one batch each per recursive step
+    assert_iterates(solver, setting, y, x, n_inner, n_outer)
+    np.testing.assert_allclose(solver.v.numpy(), v, **TOLERANCE)
+    if solver.compiled:
+        solver_directions = solver.carry[4]
+    else:
+        solver_directions = [estimator.direction for estimator in solver.directions]
+    for value, expected in zip(solver_directions, directions):
+        np.testing.assert_allclose(value.numpy(), expected, **TOLERANCE)
 
 
 # ---------------------------------------------------------------------------

@@ -678,9 +678,12 @@ def test_ranking_flags_runs_that_did_not_train_and_keeps_a_final_nan():
     assert list(table["did_not_train"]) == [0, 0, 1, 1]
     assert np.isnan(table.set_index("solver_name").loc["ended_nan", "value"])
     page = build_site.ranking_tables(df, metric, {s: s for s in curves}, validation)
-    assert page.count("did not train (1/1)") == 2
+    assert page.count("did not train (1/1)") == 1 and page.count("diverged (1/1)") == 1
     assert '<td class="num">&ndash;</td><td title="worse">worse' in page
-    # Without a validation metric nothing is flagged.
-    assert list(build_site.final_values(df, metric)["solver_name"])[0] == "worse"
+    assert list(table["diverged"]) == [0, 0, 0, 1]
+    # Without a validation metric only the divergence is flagged.
+    unvalidated = build_site.final_values(df, metric)
+    assert list(unvalidated["solver_name"]) == ["worse", "good", "fine", "ended_nan"]
+    assert list(unvalidated["trained"]) == [True, True, True, False]
     assert list(table["best_epoch"]) == [2, 2, 1, 1]
     assert "<th>best validation epoch (median)</th>" in page

@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from solvers_common.results import class_attribute, metric_alternatives, training_summary
+from solvers_common.results import (
+    class_attribute,
+    final_evaluations,
+    first_evaluations,
+    metric_alternatives,
+    training_summary,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci"))
@@ -267,6 +273,22 @@ def runs(values_by_run, metric="validation_gap"):
             rows.append(dict(dataset_name="d", objective_name="o", solver_name=solver,
                              idx_rep=rep, stop_val=stop_val, **{f"objective_{metric}": value}))
     return pd.DataFrame(rows)
+
+
+def test_final_evaluation_is_the_last_row_of_each_run_nan_included():
+    # Rows out of order; run (s, 0) ends in NaN in one column only.
+    df = pd.DataFrame(dict(
+        dataset_name="d", objective_name="o", solver_name=["s", "s", "s", "s", "t"],
+        idx_rep=[0, 0, 1, 0, 0], stop_val=[2, 0, 0, 1, 5],
+        objective_value=[np.nan, 3.0, 4.0, 2.0, 1.0], time=[2.0, 0.0, 0.0, 1.0, 5.0]))
+    last = final_evaluations(df).set_index(["solver_name", "idx_rep"])
+    assert last["stop_val"].to_dict() == {("s", 0): 2, ("s", 1): 0, ("t", 0): 5}
+    assert np.isnan(last.loc[("s", 0), "objective_value"])  # not 2.0, its last finite
+    assert last.loc[("s", 0), "time"] == 2.0
+    first = first_evaluations(df).set_index(["solver_name", "idx_rep"])
+    assert first.loc[("s", 0), "objective_value"] == 3.0
+    # Fewer keys: one row per idx_rep over the selected rows.
+    assert list(final_evaluations(df[df["solver_name"] == "s"], ["idx_rep"])["stop_val"]) == [0, 2]
 
 
 def test_training_summary_flags_runs_that_ended_worse_than_they_started():

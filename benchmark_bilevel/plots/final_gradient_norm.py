@@ -1,6 +1,8 @@
 from benchmark_utils.plotting import select, solver_labels
 from benchopt import BasePlot
 
+from solvers_common.results import final_evaluations
+
 
 class Plot(BasePlot):
     """||grad h(lmbd)|| at each run's last evaluation, one bar per solver
@@ -19,7 +21,7 @@ class Plot(BasePlot):
         labels = solver_labels(df["solver_name"].unique())
         bars = []
         for solver, runs in df.groupby("solver_name"):
-            last = runs.sort_values("stop_val").groupby("idx_rep").last()
+            last = final_evaluations(runs, ["idx_rep"])
             bars.append(dict(y=last["objective_grad_norm"].tolist(), label=labels[solver],
                              color=self.get_style(solver)["color"]))
         return bars

@@ -1,12 +1,13 @@
 """Helpers of the custom plots of benchmark_inverse_problems."""
 import re
 
+from solvers_common.results import final_evaluations
+
 
 def final_points(df, dataset, objective):
     """Last evaluation of every solver, averaged over repetitions."""
     df = df.query("dataset_name == @dataset and objective_name == @objective")
-    # tail, not last: GroupBy.last would take each column's last non-NaN.
-    last = df.sort_values("stop_val", kind="stable").groupby(["solver_name", "idx_rep"]).tail(1)
+    last = final_evaluations(df, ["solver_name", "idx_rep"])
     return last.groupby("solver_name").mean(numeric_only=True)
 
 

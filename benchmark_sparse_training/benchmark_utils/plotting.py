@@ -1,12 +1,14 @@
 """Helpers shared by the custom plots of benchmark_sparse_training."""
 import re
 
+from solvers_common.results import final_evaluations, first_evaluations
+
 
 def final_points(df, dataset, objective):
     """Last evaluation of every solver setting (and repetition) on one dataset
     and objective, averaged over repetitions: one row per solver setting."""
     df = df.query("dataset_name == @dataset and objective_name == @objective")
-    last = df.sort_values("stop_val").groupby(["solver_name", "idx_rep"]).last()
+    last = final_evaluations(df, ["solver_name", "idx_rep"])
     return last.groupby("solver_name").mean(numeric_only=True)
 
 
@@ -98,5 +100,5 @@ def layer_columns(df, metric):
 def first_and_last_points(df):
     """Rows of the first evaluation (the network at its initialization) and
     of the last one, averaged over repetitions."""
-    ordered = df.sort_values("stop_val").groupby("idx_rep")
-    return (ordered.first().mean(numeric_only=True), ordered.last().mean(numeric_only=True))
+    return (first_evaluations(df, ["idx_rep"]).mean(numeric_only=True),
+            final_evaluations(df, ["idx_rep"]).mean(numeric_only=True))

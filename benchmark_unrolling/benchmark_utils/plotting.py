@@ -1,12 +1,14 @@
 """Helpers shared by the custom plots of benchmark_unrolling."""
 import re
 
+from solvers_common.results import final_evaluations
+
 
 def final_points(df, dataset, objective):
     """Last evaluation of every solver (and repetition) on one dataset and
     objective, averaged over repetitions: one row per solver."""
     df = df.query("dataset_name == @dataset and objective_name == @objective")
-    last = df.sort_values("stop_val").groupby(["solver_name", "idx_rep"]).last()
+    last = final_evaluations(df, ["solver_name", "idx_rep"])
     return last.groupby("solver_name").mean(numeric_only=True)
 
 
