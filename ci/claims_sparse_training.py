@@ -16,6 +16,8 @@ Haeffele & Ma, "White-box transformers via sparse rate reduction", NeurIPS
 import numpy as np
 from evidence import Claim, Finding, Missing, cannot_tell_when_missing
 
+from solvers_common.results import final_evaluations
+
 BUNGERT = "Bungert, Roith, Tenbrinck & Burger 2022"
 YU = "Yu et al. 2023"
 CONFIGS = "benchmark_sparse_training/configs"
@@ -74,8 +76,7 @@ def _model_runs(rows, model):
 
 def _final(runs):
     """The last evaluation of each run (solver setting and repetition)."""
-    last = runs.groupby(["solver_name", "objective_name", "idx_rep"])["stop_val"].transform("max")
-    return runs[runs["stop_val"] == last]
+    return final_evaluations(runs, ["solver_name", "objective_name", "idx_rep"])
 
 
 def _final_mean(runs, metric):
