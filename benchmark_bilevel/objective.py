@@ -54,7 +54,7 @@ class Objective(BaseObjective):
     ]
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
-    requirements = ["pip::torch", "pip::scikit-learn"]
+    requirements = ["pip::torch", "pip::scikit-learn", "pip::numba", "pip::numpy"]
 
     parameters = {"study_lmbd_ratio": [None], "study_stride": [10]}
     test_config = {"dataset": {"name": "quadratic"}}

@@ -94,7 +94,8 @@ class Objective(BaseObjective):
     validation_metric = {"name": "validation_psnr", "better": "higher"}
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
-    requirements = ["pip::torch", "pip::deepinv", "pip::scikit-image"]
+    requirements = ["pip::torch", "pip::deepinv", "pip::scikit-image", "pip::normflows",
+                    "pip::numpy"]
 
     parameters = {
         "n_iterations": [50],

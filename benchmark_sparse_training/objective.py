@@ -8,9 +8,9 @@ learning framework for sparse neural networks", JMLR 2022).
 cross-entropy) or ``denoising`` (the same images as targets, scaled to
 [0, 1], from copies degraded once, with benchopt's seed, by an optional
 Gaussian blur ``blur_sigma`` of size ``blur_size`` and Gaussian noise of
-standard deviation ``noise_std``; mean squared error), the architecture search
-experiment of the same paper, where row-group sparsity lets a deep fully
-connected network (``model=mlp_deep``) find its widths.
+standard deviation ``noise_std``, 0 for none; mean squared error), the
+architecture search experiment of the same paper, where row-group sparsity
+lets a deep fully connected network (``model=mlp_deep``) find its widths.
 
 Datasets hand over a validation split (``X_validation``, ``y_validation``)
 carved out of the training images and disjoint from the test images;
@@ -26,6 +26,7 @@ count and forward speed (Yu et al., "White-box transformers via sparse rate
 reduction", NeurIPS 2023).
 """
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -51,7 +52,7 @@ from solvers_common.metrics import (
     parameter_count,
     transformer_layer_metrics,
 )
-from solvers_common.models import build_model, sparse_initialization_
+from solvers_common.models import MODELS, build_model, sparse_initialization_
 from solvers_common.seeding import torch_generator
 
 # The transformer metrics use the first test images: the same batch for every
@@ -83,7 +84,7 @@ class Objective(BaseObjective):
     ]
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
-    requirements = ["pip::torch", "pip::torchvision"]
+    requirements = ["pip::torch", "pip::torchvision", "pip::numpy"]
 
     parameters = {
         "model": ["mlp"],
@@ -114,10 +115,22 @@ class Objective(BaseObjective):
         return {size: getattr(self, size) for size in MODEL_SIZES}
 
     def check_parameters(self):
-        """Raise ValueError on a bad ``task`` or denoising option."""
+        """Raise ValueError on an unknown ``model`` or ``task``, a size that
+        is not None or an integer >= 1, or a bad denoising option: values no
+        data set can take. Sizes a model does not take, or that do not fit
+        the images, skip the pairing instead (``skip``)."""
+        if self.model not in MODELS:
+            raise ValueError(f"model={self.model!r} is unknown; accepted values: "
+                             f"{', '.join(map(repr, MODELS))}.")
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is unknown; accepted values: "
                              f"{', '.join(map(repr, TASKS))}.")
+        for size in ("width", "depth", "heads", "patch_size"):
+            value = getattr(self, size)
+            if value is not None and (not isinstance(value, numbers.Integral)
+                                      or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{size}={value!r} must be None (the model's default) or "
+                                 "an integer >= 1.")
         check_denoising_options(self.noise_std, self.blur_sigma, self.blur_size)
 
     def n_outputs(self, input_shape, n_classes):
@@ -138,6 +151,9 @@ class Objective(BaseObjective):
         return False, None
 
     def set_data(self, X_train, y_train, X_validation, y_validation, X_test, y_test, n_classes):
+        # benchopt calls skip first, which checks them too; set_data checks
+        # them for callers that set the data directly.
+        self.check_parameters()
         # float32 on the CPU: scoring casts one batch at a time to float64, so
         # the data is not held twice in double precision.
         self.X_train = torch.as_tensor(X_train, dtype=torch.float32)

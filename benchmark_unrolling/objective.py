@@ -92,7 +92,7 @@ class Objective(BaseObjective):
     validation_metric = {"name": "validation_gap", "better": "lower"}
     url = "https://github.com/learnopt-bench/learnopt-bench"
     min_benchopt_version = "1.9"
-    requirements = ["pip::torch", "pip::scikit-learn"]
+    requirements = ["pip::torch", "pip::scikit-learn", "pip::numpy"]
 
     parameters = {
         "n_layers": [10],

@@ -11,7 +11,7 @@ class Dataset(BaseDataset):
     training statistics."""
 
     name = "breast_cancer"
-    requirements = ["pip::scikit-learn"]
+    requirements = ["pip::scikit-learn", "pip::numba", "pip::numpy", "pip::torch"]
     parameters = {"validation_fraction, test_fraction": [(0.25, 0.25)]}
 
     def get_data(self):

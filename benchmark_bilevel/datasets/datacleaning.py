@@ -16,7 +16,8 @@ class Dataset(BaseDataset):
     flattened, with a constant feature appended as intercept."""
 
     name = "datacleaning"
-    requirements = ["pip::torchvision", "pip::scikit-learn"]
+    requirements = ["pip::torchvision", "pip::scikit-learn", "pip::numba", "pip::numpy",
+                    "pip::torch"]
     parameters = {
         "source": ["digits"],
         "corruption_probability": [0.5],

@@ -13,7 +13,7 @@ class Dataset(BaseDataset):
     ``problem``: ``lasso`` or ``weighted_lasso``."""
 
     name = "diabetes"
-    requirements = ["pip::scikit-learn"]
+    requirements = ["pip::scikit-learn", "pip::numba", "pip::numpy", "pip::torch"]
     parameters = {"problem": ["lasso"], "validation_fraction": [0.5]}
 
     def get_data(self):

@@ -15,7 +15,8 @@ class Dataset(BaseDataset):
     one-line message when the files are missing and cannot be downloaded."""
 
     name = "ijcnn1"
-    requirements = ["pip::libsvmdata"]
+    requirements = ["pip::libsvmdata", "pip::numba", "pip::numpy", "pip::scikit-learn",
+                    "pip::scipy", "pip::torch", "pip::torchvision"]
     parameters = {}
 
     def get_data(self):

@@ -17,7 +17,7 @@ class Dataset(BaseDataset):
     sign(y))."""
 
     name = "lasso_simulated"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     parameters = {
         "problem": ["lasso"],
         "n_inner_samples, n_outer_samples": [(200, 200)],

@@ -18,7 +18,8 @@ class Dataset(BaseDataset):
     one-line message when the files are missing and cannot be downloaded."""
 
     name = "libsvm_sparse"
-    requirements = ["pip::libsvmdata"]
+    requirements = ["pip::libsvmdata", "pip::numba", "pip::numpy", "pip::scikit-learn",
+                    "pip::scipy", "pip::torch", "pip::torchvision"]
     parameters = {
         "libsvm_name": ["rcv1.binary"],
         "problem": ["lasso"],

@@ -12,7 +12,7 @@ class Dataset(BaseDataset):
     scales the per-sample deviations from the means."""
 
     name = "quadratic"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     parameters = {
         "dim_inner, dim_outer": [(20, 10)],
         "n_inner_samples, n_outer_samples": [(1024, 1024)],

@@ -9,7 +9,7 @@ class Dataset(BaseDataset):
     features, labels from a sparse logistic model."""
 
     name = "simulated"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     parameters = {
         "n_inner_samples, n_outer_samples, n_test_samples": [(49_990, 91_701, 10_000)],
         "n_features": [22],

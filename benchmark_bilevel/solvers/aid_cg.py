@@ -33,6 +33,7 @@ class Solver(SmoothBilevelSolver):
     """
 
     name = "aid_cg"
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     stochastic = False
     # HOAG's outer step over decades (quick.yml's 100 among them) and its
     # three tolerance schedules: 12 candidates, the stochastic solvers' count.

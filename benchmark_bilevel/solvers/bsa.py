@@ -19,8 +19,9 @@ class Solver(InnerLoopSolver):
     """
 
     name = "bsa"
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     # benchmark_utils/bilevel_solver.py, "Tuning".
-    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.003, 0.01, 0.1, 1.0]}
 
     def inverse_hessian_vector(self, theta, lmbd, grad_theta_outer):
         return neumann_random_truncation(self.problem, theta, lmbd, grad_theta_outer,

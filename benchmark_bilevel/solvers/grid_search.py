@@ -12,6 +12,7 @@ class Solver(BlackBoxSolver):
     point the search stops improving."""
 
     name = "grid_search"
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     parameters = {
         **BlackBoxSolver.range_parameters,
         "grid_size": [20],

@@ -34,7 +34,7 @@ class Solver(HypergradientSolver):
     """
 
     name = "implicit_forward"
-    requirements = ["pip::torch", "pip::numba"]
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     parameters = {
         "step_size": [1.0],
         "inner_tolerance": [1e-8],

@@ -23,10 +23,11 @@ class Solver(SmoothBilevelSolver):
     """
 
     name = "itd"
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     stochastic = False
     # The stochastic solvers' grid (benchmark_utils/bilevel_solver.py,
     # "Tuning"): a full-batch comparator gets the same budget.
-    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.003, 0.01, 0.1, 1.0]}
     parameters = {
         "step_size": [0.1],
         "outer_ratio": [1.0],

@@ -28,7 +28,7 @@ class Solver(HypergradientSolver):
 
     name = "itd_forward"
     forward_mode = True
-    requirements = ["pip::torch", "pip::numba"]
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     parameters = {
         "step_size": [1.0],
         "n_inner_steps": [100],

@@ -32,8 +32,9 @@ class Solver(DoubleMomentumSolver):
     """
 
     name = "mrbo"
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     # benchmark_utils/bilevel_solver.py, "Tuning".
-    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.01, 0.1, 1.0, 10.0]}
+    tuning_space = {"step_size": [0.1, 0.3, 1.0], "outer_ratio": [0.003, 0.01, 0.1, 1.0]}
     parameters = {"implementation": ["auto"], **DoubleMomentumSolver.parameters}
     compiled_iteration = fused.mrbo_iteration
     # 10 Hessian-vector products at two points per iteration: one iteration

@@ -12,6 +12,7 @@ class Solver(BlackBoxSolver):
     """
 
     name = "random_search"
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     parameters = {
         **BlackBoxSolver.range_parameters,
         **BlackBoxSolver.full_batch_parameters,

@@ -25,6 +25,7 @@ class Solver(BilevelSolver):
     eval_freq, device, dtype, the seeded samplers and the timed loop."""
 
     name = "my_bilevel_solver"
+    requirements = ["pip::torch", "pip::numba", "pip::numpy"]
     parameters = {"step_size": [0.1], **BilevelSolver.common_parameters}
     step_size_parameters = ("step_size",)
     test_config = {"batch_size": 16, "eval_freq": 4}

@@ -1,6 +1,5 @@
 """benchopt glue shared by the solvers of benchmark_inverse_problems."""
 import math
-import numbers
 
 from benchopt import BaseSolver
 from benchopt.stopping_criterion import NoCriterion
@@ -8,6 +7,11 @@ from benchopt.stopping_criterion import NoCriterion
 from solvers_common.device import callback_loop, get_device, get_dtype, synchronize
 from solvers_common.inverse_problems import RestorationTrainer
 from solvers_common.learning_rate import check_lr_schedule
+from solvers_common.optim.checks import (
+    check_integer,
+    check_positive,
+    check_unit_interval,
+)
 from solvers_common.seeding import seed_torch, torch_generator
 
 # Seed of the throwaway model that warm_up trains for one step.
@@ -16,7 +20,10 @@ WARM_UP_SEED = 12345
 
 class RestorationSolver(BaseSolver):
     """Receives the training images, the operator and its noise level on the
-    solver's device (untimed), and returns ``{"restorer": self.restorer()}``."""
+    solver's device (untimed), and returns ``{"restorer": self.restorer()}``.
+    ``check_parameters`` (subclasses extend it) validates every parameter in
+    ``set_objective``, before any model is built: a bad value raises a
+    ValueError naming the parameter and the values it accepts."""
 
     def set_objective(self, train_images, physics, noise_level, lipschitz, n_iterations):
         self.device = get_device(getattr(self, "device", "auto"))
@@ -45,7 +52,11 @@ class TrainedSolver(RestorationSolver):
     cosine or step, :mod:`solvers_common.learning_rate`) runs over the whole
     budget, ``epochs`` times the steps of an epoch. The model is built inside
     the timed ``run``; ``warm_up`` pays the one-off costs (first-call
-    dispatch, CUDA context) with one step of a throwaway model."""
+    dispatch, CUDA context) with one step of a throwaway model.
+
+    ``lr`` is a finite number > 0, ``batch_size`` an integer from 1 to the
+    number of training images, ``epochs`` an integer >= 0: ``epochs=0``
+    scores the untrained model, its initialization."""
 
     sampling_strategy = "callback"
     stopping_criterion = NoCriterion(strategy="callback", key_to_monitor="value")
@@ -60,10 +71,10 @@ class TrainedSolver(RestorationSolver):
     }
 
     def check_parameters(self):
-        if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
-                or self.epochs < 0):
-            raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
+        check_integer("epochs", self.epochs, minimum=0)
         check_lr_schedule(self.lr_schedule)
+        check_positive("lr", self.lr)
+        check_integer("batch_size", self.batch_size)
         if self.batch_size > self.train_images.shape[0]:
             raise ValueError(f"batch_size={self.batch_size} is larger than the "
                              f"{self.train_images.shape[0]} training images.")
@@ -92,7 +103,16 @@ class UnrolledRestorationSolver(TrainedSolver):
     """A network trained end to end as the restoration method (its layers are
     the iterates), with or without the descending constraints of Hadou,
     NaderiAlizadeh & Ribeiro (2024): subclasses define ``build_model`` and the
-    parameters ``constrained``, ``epsilon``, ``lr_dual``, ``noise_injection``."""
+    parameters ``constrained``, ``epsilon``, ``lr_dual``, ``noise_injection``.
+    ``epsilon`` is in [0, 1) (the constraint of layer l asks the gradient
+    norm to shrink by a factor ``1 - epsilon``): ``epsilon=0`` asks only that
+    it does not grow. ``lr_dual`` is a finite number > 0. Both are checked
+    with or without ``constrained``."""
+
+    def check_parameters(self):
+        super().check_parameters()
+        check_unit_interval("epsilon", self.epsilon)
+        check_positive("lr_dual", self.lr_dual)
 
     def make_trainer(self):
         return RestorationTrainer(

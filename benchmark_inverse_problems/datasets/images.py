@@ -27,7 +27,8 @@ class Dataset(BaseDataset):
     """
 
     name = "images"
-    requirements = ["pip::scikit-image", "pip::deepinv"]
+    requirements = ["pip::scikit-image", "pip::deepinv", "pip::normflows", "pip::numpy",
+                    "pip::pillow", "pip::scikit-learn", "pip::torch", "pip::torchvision"]
     parameters = {
         "source": ["skimage"],
         "crop_size": [32],

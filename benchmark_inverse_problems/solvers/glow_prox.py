@@ -1,6 +1,7 @@
 from benchmark_utils.trained_solver import UnrolledRestorationSolver
 
 from solvers_common.inverse_problems import GlowProx
+from solvers_common.optim.checks import check_integer, check_positive_or_none
 
 
 class Solver(UnrolledRestorationSolver):
@@ -25,7 +26,7 @@ class Solver(UnrolledRestorationSolver):
     the constrained variant (inert without constraints)."""
 
     name = "glow_prox"
-    requirements = ["pip::torch", "pip::deepinv", "pip::normflows"]
+    requirements = ["pip::torch", "pip::deepinv", "pip::normflows", "pip::numpy"]
     parameters = {
         "n_layers": [5],
         "n_levels": [2],
@@ -44,8 +45,9 @@ class Solver(UnrolledRestorationSolver):
 
     def check_parameters(self):
         super().check_parameters()
-        if self.scale_clamp is not None and not self.scale_clamp > 0:
-            raise ValueError(f"scale_clamp must be positive or None, got {self.scale_clamp!r}.")
+        for name in ("n_layers", "n_levels", "depth", "hidden_channels"):
+            check_integer(name, getattr(self, name))
+        check_positive_or_none("scale_clamp", self.scale_clamp)
         factor = 2 ** self.n_levels
         if self.image_size % factor:
             raise ValueError(f"n_levels={self.n_levels}: the {self.image_size} x "

@@ -5,6 +5,7 @@ from solvers_common.inverse_problems import (
     DenoiserTrainer,
     DictionaryPnP,
 )
+from solvers_common.optim.checks import check_integer, check_positive, check_positive_or_none
 
 
 class Solver(TrainedSolver):
@@ -16,7 +17,7 @@ class Solver(TrainedSolver):
     The denoiser, ``n_layers_train`` layers of ISTA on the synthesis problem
     or of projected gradient on the analysis problem's dual (``mode``,
     ``n_atoms`` atoms of ``kernel_size`` x ``kernel_size``, ``lmbd``), is
-    trained with Adam to remove Gaussian noise of level ``denoiser_sigma``
+    trained with Adam to remove Gaussian noise of level ``denoiser_sigma > 0``
     from the training images. In PnP it runs ``n_layers_pnp`` layers per outer
     iteration, its code warm-started from the previous iteration
     (``warm_start``) or from zero, with regularization ``lmbd_pnp`` (None:
@@ -34,7 +35,7 @@ class Solver(TrainedSolver):
     """
 
     name = "pnp_dictionary"
-    requirements = ["pip::torch", "pip::deepinv"]
+    requirements = ["pip::torch", "pip::deepinv", "pip::normflows", "pip::numpy"]
     parameters = {
         "mode": ["analysis"],
         "n_atoms": [32],
@@ -54,14 +55,14 @@ class Solver(TrainedSolver):
 
     def check_parameters(self):
         super().check_parameters()
+        for name in ("n_atoms", "kernel_size", "n_layers_train", "n_layers_pnp"):
+            check_integer(name, getattr(self, name))
         if self.kernel_size > self.image_size:
             raise ValueError(f"kernel_size={self.kernel_size} is larger than the "
                              f"{self.image_size} x {self.image_size} images.")
-        if self.lmbd_pnp is not None and not self.lmbd_pnp > 0:
-            raise ValueError(f"lmbd_pnp must be positive or None, got {self.lmbd_pnp!r}.")
-        for name in ("n_layers_train", "n_layers_pnp"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}.")
+        check_positive("lmbd", self.lmbd)
+        check_positive("denoiser_sigma", self.denoiser_sigma)
+        check_positive_or_none("lmbd_pnp", self.lmbd_pnp)
 
     def build_model(self, generator):
         return ConvolutionalDictionaryDenoiser(

@@ -3,14 +3,16 @@ import torch
 from benchmark_utils.trained_solver import TrainedSolver
 
 from solvers_common.inverse_problems import DenoiserTrainer, ProximalGradient
+from solvers_common.optim.checks import check_integer, check_positive
 
 
 class Solver(TrainedSolver):
     """Plug-and-play forward-backward ``x <- D(x - tau A^T (A x - y))``
     (Venkatakrishnan, Bouman & Wohlberg 2013) with deepinv's DnCNN (Zhang et
-    al. 2017; ``depth`` convolutions of ``width`` channels, residual) trained
-    here, from scratch (``pretrained=None``, no weights downloaded), to remove
-    Gaussian noise of level ``denoiser_sigma`` from the training images.
+    al. 2017; ``depth >= 2`` convolutions, the input and output ones
+    included, of ``width`` channels, residual) trained here, from scratch
+    (``pretrained=None``, no weights downloaded), to remove Gaussian noise of
+    level ``denoiser_sigma > 0`` from the training images.
     Iterates are clamped to [0, 1]. The last convolution starts at zero
     (``zero_init``, the zero-initialized residual branch of Fixup, Zhang,
     Dauphin & Ma 2019): the untrained denoiser is the identity, so that PnP
@@ -24,7 +26,7 @@ class Solver(TrainedSolver):
     regularization weight)."""
 
     name = "pnp_dncnn"
-    requirements = ["pip::torch", "pip::deepinv"]
+    requirements = ["pip::torch", "pip::deepinv", "pip::normflows", "pip::numpy"]
     parameters = {
         "depth": [5],
         "width": [32],
@@ -34,6 +36,14 @@ class Solver(TrainedSolver):
     }
     test_config = {"depth": 2, "width": 4, "batch_size": 4, "epochs": 1}
     tuning_space = {"lr": [3e-4, 1e-3, 3e-3], "denoiser_sigma": [0.02, 0.05, 0.1, 0.2]}
+
+    def check_parameters(self):
+        super().check_parameters()
+        # depth counts the input and output convolutions: below 2, deepinv's
+        # DnCNN indexes a nonlinearity that it does not build.
+        check_integer("depth", self.depth, minimum=2)
+        check_integer("width", self.width)
+        check_positive("denoiser_sigma", self.denoiser_sigma)
 
     def build_model(self, generator):
         model = dinv.models.DnCNN(in_channels=self.n_channels, out_channels=self.n_channels,

@@ -16,6 +16,8 @@ A learned method subclasses ``benchmark_utils.trained_solver.TrainedSolver``
 from benchmark_utils.trained_solver import RestorationSolver
 from torch import nn
 
+from solvers_common.optim.checks import check_nonnegative
+
 
 class GradientDescentTikhonov(nn.Module):
     """``x <- x - step (A^T (A x - y) + lmbd x)`` from ``x_0 = A^T y``:
@@ -37,16 +39,17 @@ class GradientDescentTikhonov(nn.Module):
 class Solver(RestorationSolver):
     """Gradient descent on a Tikhonov-regularized least-squares problem
     (Tikhonov 1963), step ``1 / (||A||^2 + lmbd)``: replace it by your
-    method."""
+    method. ``lmbd`` is a finite number >= 0 (0: plain least squares),
+    checked in ``check_parameters``, which ``set_objective`` calls before any
+    work."""
 
     name = "my_restoration_method"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::deepinv", "pip::normflows", "pip::numpy"]
     sampling_strategy = "run_once"
     parameters = {"lmbd": [0.01]}
 
     def check_parameters(self):
-        if not self.lmbd >= 0:
-            raise ValueError(f"lmbd must be >= 0, got {self.lmbd!r}.")
+        check_nonnegative("lmbd", self.lmbd)
 
     def run(self, _):
         self.method = GradientDescentTikhonov(self.lmbd, 1.0 / (self.lipschitz + self.lmbd),

@@ -1,6 +1,7 @@
 from benchmark_utils.trained_solver import RestorationSolver
 
 from solvers_common.inverse_problems import ProximalGradient, TVProx
+from solvers_common.optim.checks import check_integer, check_positive
 
 
 class Solver(RestorationSolver):
@@ -12,14 +13,14 @@ class Solver(RestorationSolver):
     (``tuning_space``: ``lmbd`` over a decade around its default)."""
 
     name = "tv_pgd"
-    requirements = ["pip::torch", "pip::deepinv"]
+    requirements = ["pip::torch", "pip::deepinv", "pip::normflows", "pip::numpy"]
     sampling_strategy = "run_once"
     parameters = {"lmbd": [0.05], "n_inner": [50]}
     tuning_space = {"lmbd": [0.01, 0.02, 0.05, 0.1]}
 
     def check_parameters(self):
-        if not self.lmbd > 0:
-            raise ValueError(f"lmbd must be positive, got {self.lmbd!r}.")
+        check_positive("lmbd", self.lmbd)
+        check_integer("n_inner", self.n_inner)
 
     def run(self, _):
         self.method = ProximalGradient(TVProx(self.lmbd, self.step, self.n_inner),

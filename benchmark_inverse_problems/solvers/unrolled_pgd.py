@@ -1,6 +1,7 @@
 from benchmark_utils.trained_solver import UnrolledRestorationSolver
 
 from solvers_common.inverse_problems import UnrolledProximalGradient
+from solvers_common.optim.checks import check_integer
 
 
 class Solver(UnrolledRestorationSolver):
@@ -22,7 +23,7 @@ class Solver(UnrolledRestorationSolver):
     constrained variant (inert without constraints)."""
 
     name = "unrolled_pgd"
-    requirements = ["pip::torch", "pip::deepinv"]
+    requirements = ["pip::torch", "pip::deepinv", "pip::normflows", "pip::numpy"]
     parameters = {
         "n_layers": [5],
         "width": [16],
@@ -35,6 +36,11 @@ class Solver(UnrolledRestorationSolver):
     }
     test_config = {"n_layers": 2, "width": 4, "batch_size": 4, "epochs": 1}
     tuning_space = {"lr": [3e-4, 1e-3, 3e-3, 1e-2], "lr_dual": [1e-2, 1e-1]}
+
+    def check_parameters(self):
+        super().check_parameters()
+        check_integer("n_layers", self.n_layers)
+        check_integer("width", self.width)
 
     def build_model(self, generator):
         return UnrolledProximalGradient(self.n_layers, self.n_channels, self.step, self.width,

@@ -7,4 +7,4 @@ class Dataset(ImageDataset):
 
     name = "cifar10"
     source = "cifar10"
-    requirements = ["pip::torchvision"]
+    requirements = ["pip::torchvision", "pip::numpy", "pip::scikit-learn", "pip::torch"]

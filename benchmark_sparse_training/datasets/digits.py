@@ -9,4 +9,4 @@ class Dataset(ImageDataset):
 
     name = "digits"
     source = "digits"
-    requirements = ["pip::scikit-learn"]
+    requirements = ["pip::scikit-learn", "pip::numpy", "pip::torch", "pip::torchvision"]

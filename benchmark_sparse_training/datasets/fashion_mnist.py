@@ -7,4 +7,4 @@ class Dataset(ImageDataset):
 
     name = "fashion_mnist"
     source = "fashion_mnist"
-    requirements = ["pip::torchvision"]
+    requirements = ["pip::torchvision", "pip::numpy", "pip::scikit-learn", "pip::torch"]

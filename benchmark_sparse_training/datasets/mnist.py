@@ -7,4 +7,4 @@ class Dataset(ImageDataset):
 
     name = "mnist"
     source = "mnist"
-    requirements = ["pip::torchvision"]
+    requirements = ["pip::torchvision", "pip::numpy", "pip::scikit-learn", "pip::torch"]

@@ -13,7 +13,7 @@ class Dataset(BaseDataset):
     images, which do not depend on it); the solvers train on the others."""
 
     name = "simulated"
-    requirements = []
+    requirements = ["pip::numpy", "pip::scikit-learn", "pip::torch", "pip::torchvision"]
     parameters = {
         "n_train, n_test": [(600, 300)],
         "n_classes": [3],

@@ -15,11 +15,11 @@ class Solver(TrainingSolver):
     steps on the parameters other than linear and convolution weights)."""
 
     name = "adabreg"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy", "pip::torchvision"]
     # Around Adam's lr 1e-3 of the paper's AdaBreg runs. lmbd is not tuned,
     # as for LinBreg: it sets the sparsity. delta stays at 1: (lr, lmbd,
     # delta) acts on the regularized weights as (lr delta, lmbd delta, 1).
-    tuning_space = {"lr": [0.0001, 0.0003, 0.001, 0.003]}
+    tuning_space = {"lr": [0.0001, 0.0003, 0.001, 0.003, 0.01]}
     parameters = {
         "lr": [1e-3],
         "lmbd": [0.1],

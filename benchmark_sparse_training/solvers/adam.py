@@ -11,9 +11,9 @@ class Solver(TrainingSolver):
     from a dense Kaiming initialization."""
 
     name = "adam"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy", "pip::torchvision"]
     # Around Kingma & Ba's (and Bungert et al.'s Adam runs') lr 1e-3.
-    tuning_space = {"lr": [0.0001, 0.0003, 0.001, 0.003]}
+    tuning_space = {"lr": [0.0001, 0.0003, 0.001, 0.003, 0.01]}
     parameters = {
         "lr": [1e-3],
         "init_density": [1.0],

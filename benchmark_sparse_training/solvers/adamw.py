@@ -18,7 +18,7 @@ class Solver(TrainingSolver):
     from a dense Kaiming initialization."""
 
     name = "adamw"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy", "pip::torchvision"]
     # Around this recipe's lr 1e-3 on small data sets, with Yu et al.'s weight
     # decay 0.05 and ten times less.
     tuning_space = {"lr": [0.0003, 0.001, 0.003], "weight_decay": [0.005, 0.05]}

@@ -17,13 +17,13 @@ class Solver(TrainingSolver):
     lmbd: the network starts sparse and grows."""
 
     name = "linbreg"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy", "pip::torchvision"]
     # Around the paper's lr 0.1. lmbd is not tuned: it sets the sparsity the
     # method is run at (a config compares lmbd values on purpose), and chosen
     # on validation accuracy alone it would drift to the densest network.
     # delta stays at the paper's 1: theta = delta shrink(v, lmbd), so (lr,
     # lmbd, delta) trains the regularized weights as (lr delta, lmbd delta, 1).
-    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3]}
+    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3, 1.0]}
     parameters = {
         "lr": [0.1],
         "lmbd": [0.1],

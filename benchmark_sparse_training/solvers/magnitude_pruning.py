@@ -20,9 +20,9 @@ class Solver(TrainingSolver):
     then training goes on with the mask fixed."""
 
     name = "magnitude_pruning"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy", "pip::torchvision"]
     # SGD's space; target_density is the setting compared, not tuned.
-    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3]}
+    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3, 1.0]}
     parameters = {
         "lr": [0.1],
         "momentum": [0.0],

@@ -14,10 +14,10 @@ class Solver(TrainingSolver):
     parameters). Started dense, it thins the network from above."""
 
     name = "prox_sgd"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy", "pip::torchvision"]
     # Around the paper's lr 0.1. lmbd is not tuned: it sets the sparsity (on
     # validation accuracy alone it would drift to the densest network).
-    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3]}
+    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3, 1.0]}
     parameters = {
         "lr": [0.1],
         "lmbd": [1e-4],

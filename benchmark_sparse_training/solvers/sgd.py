@@ -11,9 +11,9 @@ class Solver(TrainingSolver):
     al. (2022), started from a dense Kaiming initialization."""
 
     name = "sgd"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy", "pip::torchvision"]
     # Around the paper's lr 0.1 (MNIST, batch 128), a factor 3 apart.
-    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3]}
+    tuning_space = {"lr": [0.01, 0.03, 0.1, 0.3, 1.0]}
     parameters = {
         "lr": [0.1],
         "momentum": [0.0],

@@ -23,7 +23,7 @@ class Dataset(BaseDataset):
     image gives patches to two splits either."""
 
     name = "patches"
-    requirements = ["pip::torchvision", "pip::scikit-learn"]
+    requirements = ["pip::torchvision", "pip::scikit-learn", "pip::numpy", "pip::torch"]
     parameters = {
         "source": ["digits", "mnist", "cifar10"],
         "n_atoms": [128],

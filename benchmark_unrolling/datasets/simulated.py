@@ -11,7 +11,7 @@ class Dataset(BaseDataset):
     tuning selects on; the test signals are never used for selection."""
 
     name = "simulated"
-    requirements = []
+    requirements = ["pip::numpy"]
     parameters = {
         "n_features, n_atoms": [(64, 256)],
         "density": [0.05],

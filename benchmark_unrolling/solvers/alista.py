@@ -28,7 +28,7 @@ class Solver(TrainedSolver):
     against -7.7 / -10.5 dB, as the paper reports."""
 
     name = "alista"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy"]
     parameters = {
         **TrainedSolver.common_parameters,
         "support_selection": [True],

@@ -18,7 +18,7 @@ class Solver(TrainedSolver):
     """
 
     name = "lista"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy"]
     parameters = {
         "init": ["ista", "random"],
         "noise_level": [0.0],

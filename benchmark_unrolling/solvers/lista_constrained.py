@@ -35,7 +35,7 @@ class Solver(TrainedSolver):
     """
 
     name = "lista_constrained"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy"]
     parameters = {
         "init": ["random", "ista"],
         "constraint": ["distance"],

@@ -8,7 +8,7 @@ class Solver(TrainedSolver):
     z_{l+1} = ST(z_l - (W^l)^T (D z_l - x), theta^l), started at ISTA."""
 
     name = "lista_cp"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy"]
     parameters = {**TrainedSolver.common_parameters}
     tuning_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3]}
     test_config = {"batch_size": 16}

@@ -29,7 +29,7 @@ class Solver(TrainedSolver):
     """
 
     name = "lista_tied"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy"]
     parameters = {
         "training": list(TRAININGS),
         "thresholds": ["shared"],

@@ -56,7 +56,7 @@ class Solver(TrainedSolver):
     ``benchopt.BaseSolver`` instead and returns ``{"network": module}``."""
 
     name = "my_unrolled_network"
-    requirements = ["pip::torch"]
+    requirements = ["pip::torch", "pip::numpy"]
     parameters = {**TrainedSolver.common_parameters}
     test_config = {"batch_size": 16}
 

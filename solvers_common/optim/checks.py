@@ -1,6 +1,6 @@
-"""Validation of optimizer settings, shared by the optimizers of this package:
-every bad value raises a ValueError that names the setting and what it
-accepts, when the optimizer (or a parameter group) is created."""
+"""Validation of optimizer and solver settings, shared by the optimizers of
+this package and the benchmarks' solvers: every bad value raises a
+ValueError that names the setting and what it accepts, before any work."""
 import math
 import numbers
 
@@ -18,6 +18,24 @@ def check_nonnegative(name, value):
 def check_positive(name, value):
     if not _is_number(value) or value <= 0:
         raise ValueError(f"{name}={value!r} must be a finite number > 0.")
+
+
+def check_integer(name, value, minimum=1):
+    """ValueError naming ``name`` unless ``value`` is an integer (not a
+    bool) of at least ``minimum``."""
+    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+            or value < minimum):
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}.")
+
+
+def check_positive_or_none(name, value):
+    """ValueError naming ``name`` unless ``value`` is None or a finite
+    number > 0."""
+    if value is not None:
+        try:
+            check_positive(name, value)
+        except ValueError:
+            raise ValueError(f"{name}={value!r} must be None or a finite number > 0.") from None
 
 
 def check_unit_interval(name, value):
