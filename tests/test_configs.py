@@ -105,8 +105,11 @@ STAND_INS = {
     },
 }
 # Solver parameters that only size a run: the smallest batch of the
-# stand-ins, one epoch, an evaluation every 2 iterations.
+# stand-ins, one epoch, an evaluation every 2 iterations; and, at most, the
+# flows of 2 steps of width 16 per level (the GPU config's GLOW-Prox, 18
+# steps of width 512, took 130 s for one step on 16 x 16 crops).
 SOLVER_BUDGET = {"batch_size": 12, "epochs": 1, "eval_freq": 2}
+SOLVER_SIZE_CAPS = {"batch_size": 12, "depth": 2, "hidden_channels": 16}
 # Objective parameters that only size the evaluation: the restoration
 # iterations the objective runs for every solver (the GPU config's 1,000
 # iterations, with a score per iterate, take minutes even on tiny images).
@@ -142,10 +145,11 @@ def stand_in_datasets(benchmark, config):
 
 
 def tiny_budget(solver_class, parameters):
-    budget = {key: value for key, value in SOLVER_BUDGET.items()
-              if key in parameter_names(solver_class)}
-    if "batch_size" in budget and parameters.get("batch_size") is not None:
-        budget["batch_size"] = min(parameters["batch_size"], budget["batch_size"])
+    names = parameter_names(solver_class)
+    budget = {key: value for key, value in SOLVER_BUDGET.items() if key in names}
+    for key, cap in SOLVER_SIZE_CAPS.items():
+        if key in names and parameters.get(key) is not None:
+            budget[key] = min(parameters[key], cap)
     return {**parameters, **budget}
 
 
