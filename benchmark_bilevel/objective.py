@@ -38,6 +38,7 @@ import torch
 from benchopt import BaseObjective
 
 from solvers_common.bilevel import QuadraticProblem, ValueFunction
+from solvers_common.optim.checks import check_integer, check_positive_or_none
 from solvers_common.small_block_allocator import install_small_block_allocator
 
 
@@ -60,6 +61,13 @@ class Objective(BaseObjective):
     test_config = {"dataset": {"name": "quadratic"}}
 
     def skip(self, unavailable=None, problem=None, **data):
+        # Before any skip: a bad value is refused on every dataset, and
+        # study_stride with the study on or off.
+        check_positive_or_none("study_lmbd_ratio", self.study_lmbd_ratio)
+        if self.study_lmbd_ratio is not None and self.study_lmbd_ratio >= 1:
+            raise ValueError(f"study_lmbd_ratio={self.study_lmbd_ratio!r} must be None (no "
+                             "study) or in (0, 1).")
+        check_integer("study_stride", self.study_stride)
         # Datasets whose files are missing hand over a one-line message.
         if unavailable is not None:
             return True, unavailable
@@ -86,12 +94,6 @@ class Objective(BaseObjective):
                                             linear_system_tol=1e-10)
         self.study = None
         if self.study_lmbd_ratio is not None:
-            if not 0 < self.study_lmbd_ratio < 1:
-                raise ValueError(f"study_lmbd_ratio must be in (0, 1), "
-                                 f"got {self.study_lmbd_ratio}.")
-            if int(self.study_stride) != self.study_stride or self.study_stride < 1:
-                raise ValueError(f"study_stride must be an integer >= 1, "
-                                 f"got {self.study_stride}.")
             lmbd = self.problem.initial_point()[1]
             lmbd = torch.full_like(lmbd, self.problem.lmbd_max()
                                    + math.log(self.study_lmbd_ratio))

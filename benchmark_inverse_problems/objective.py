@@ -70,6 +70,7 @@ from solvers_common.inverse_problems.metrics import (
     iterate_perturbation,
     recorded_iterations,
 )
+from solvers_common.optim.checks import check_integer
 from solvers_common.parameters import parse_noise_levels
 from solvers_common.seeding import torch_generator
 
@@ -111,8 +112,7 @@ class Objective(BaseObjective):
 
     def set_data(self, train_images, test_images, validation_images, degradation, mask_ratio,
                  noise_level, blur_sigma):
-        if int(self.n_iterations) != self.n_iterations or self.n_iterations < 1:
-            raise ValueError(f"n_iterations must be an integer >= 1, got {self.n_iterations!r}.")
+        check_integer("n_iterations", self.n_iterations)
         self.sigmas = parse_noise_levels(self.noise_levels)
         self.train_images = torch.as_tensor(train_images, dtype=torch.float32)
         self.test_images = torch.as_tensor(test_images, dtype=torch.float64)

@@ -66,6 +66,7 @@ from solvers_common.lasso import (
     lmbd_max,
     solve_lasso_cached,
 )
+from solvers_common.optim.checks import check_integer, check_positive
 from solvers_common.parameters import parse_extra_layers, parse_noise_levels
 from solvers_common.seeding import torch_generator
 from solvers_common.unrolled import ISTA
@@ -116,10 +117,11 @@ class Objective(BaseObjective):
                 "the dataset gives no X_validation: this objective needs a validation split "
                 "(signals disjoint from X_train and X_test, drawn from the dataset's seed), on "
                 "which it reports validation_gap, the metric that tuning selects on.")
-        if not 0 < self.lmbd_ratio < 1:
-            raise ValueError(f"lmbd_ratio must be in (0, 1), got {self.lmbd_ratio}.")
-        if int(self.n_layers) != self.n_layers or self.n_layers < 1:
-            raise ValueError(f"n_layers must be an integer >= 1, got {self.n_layers}.")
+        check_positive("lmbd_ratio", self.lmbd_ratio)
+        if self.lmbd_ratio >= 1:
+            # From lmbd_max on, the Lasso solution is 0.
+            raise ValueError(f"lmbd_ratio={self.lmbd_ratio!r} must be in (0, 1).")
+        check_integer("n_layers", self.n_layers)
         if self.iterate_noise_layers not in ITERATE_NOISE_LAYERS:
             raise ValueError(f"iterate_noise_layers={self.iterate_noise_layers!r} is unknown; "
                              f"accepted: {list(ITERATE_NOISE_LAYERS)}.")

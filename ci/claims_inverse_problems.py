@@ -55,8 +55,8 @@ def final_scores(df, name, **parameters):
             rows = rows.iloc[:0]
     if rows.empty:
         described = ",".join(f"{key}={value}" for key, value in parameters.items())
-        raise Missing(f"{name}[{described}] is missing from the result file (benchopt does not "
-                      "save a run that diverged)")
+        raise Missing(f"{name}[{described}] is missing from the result file (an older config, "
+                      "or a run that raised)")
     last = final_evaluations(rows, ["idx_rep"])
     return last.mean(numeric_only=True)
 

@@ -57,8 +57,8 @@ class Finding:
 
 class Missing(Exception):
     """The result file lacks what a measure reads (a solver, a dataset, a
-    metric: an older config, a run cut short, or a run that diverged, which
-    benchopt does not save)."""
+    metric: an older config, a run cut short, or a run that raised; a run
+    that diverged keeps its rows, see solvers_common.stopping)."""
 
 
 def cannot_tell_when_missing(measure):

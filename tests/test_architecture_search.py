@@ -156,12 +156,12 @@ def test_bad_depth_is_named(benchmark):
         build_model("mlp_deep", (1, 4, 4), 16, width=0)
     with pytest.raises(ValueError, match="skip_connections=1"):
         build_model("mlp_deep", (1, 4, 4), 16, skip_connections=1)
-    # The objective skips a model it cannot build, with that message.
+    # A size no model can take is refused by the objective, before any data.
     dataset = _component(benchmark.get_datasets(), "simulated").get_instance()
     objective = benchmark.get_benchmark_objective().get_instance(depth=0, **DENOISING)
     RunContext().set_run_context(objective, dataset, "dummy", repetition=0, base_seed=0)
-    skip, reason = objective._set_dataset(dataset)
-    assert skip and "depth=0" in reason
+    with pytest.raises(ValueError, match="depth=0"):
+        objective._set_dataset(dataset)
 
 
 # ---------------------------------------------------------------------------
@@ -268,12 +268,12 @@ def test_adamw_with_label_smoothing_skips_denoising(benchmark):
 def test_bregman_solvers_start_from_init_density_of_whole_rows(benchmark, solver_name):
     """With ``l1_rows``, the initialization switches whole rows on with
     probability ``init_density``, and the first steps keep them exactly (the
-    dual variable starts at ``theta_0 / delta + p_0``): with lr = 0 the
-    network does not move."""
+    dual variable starts at ``theta_0 / delta + p_0``): with lr = 1e-12 (a
+    rate must be > 0) the network does not move beyond 1e-6."""
     objective, dataset = objective_on(benchmark, dataset_parameters=dict(image_size=8),
                                       width=400, depth=2, **DENOISING)
     solver = _component(benchmark.get_solvers(), solver_name).get_instance(
-        regularizer="l1_rows", lmbd=0.1, init_density=0.25, lr=0.0, epochs=1)
+        regularizer="l1_rows", lmbd=0.1, init_density=0.25, lr=1e-12, epochs=1)
     RunContext().set_run_context(objective, dataset, solver, repetition=0, base_seed=0)
     solver._set_objective(objective)
     initial = [linear.weight.detach().clone() for linear in solver.network.linears]

@@ -193,6 +193,114 @@ def test_constrained_training_lowers_violation_rate(make, n_steps):
     assert rates[True] < rates[False]
 
 
+def restoration_setting(network, dtype=torch.float64, **options):
+    """A RestorationTrainer of ``network`` on 8 random 8 x 8 images, half the
+    pixels missing, and the untrained network's iterates on its measurements."""
+    clean = torch.rand(8, 1, 8, 8, generator=generator(1), dtype=dtype)
+    physics = make_physics("inpainting", (1, 8, 8), 0.5, generator=generator(2)).to(dtype)
+    trainer = RestorationTrainer(network, physics, clean, 0.02, 1.0, batch_size=4,
+                                 generator=generator(3), **options)
+    with torch.no_grad():
+        iterates = iterates_of(network, trainer.X, physics)
+    return trainer, physics, clean, iterates
+
+
+@pytest.mark.parametrize("make, dtype, tolerance", [
+    (lambda: UnrolledProximalGradient(4, 1, 1.0, width=4).to(torch.float64),
+     torch.float64, 1e-12),
+    (lambda: GlowProx(3, 1, 1.0, n_levels=1, depth=1, hidden_channels=4), torch.float32, 1e-5),
+], ids=["unrolled_pgd", "glow_prox"])
+def test_restoration_constraints_against_their_definition(make, dtype, tolerance):
+    """Hadou, NaderiAlizadeh & Ribeiro (2024), Section 5.2: with g_l the
+    batch mean of ||grad_x f(x_l)|| = ||A^T (A x_l - y)|| (times 200, which
+    cancels) and, for GLOW-Prox, h_l that of ||grad_z f(z_l)|| = ||z_l||, the
+    constraints are c_l = g_{l+1} / g_l - (1 - epsilon) (and h_{l+1} / h_l -
+    (1 - epsilon)) for l = 1 .. L-1, written out here; the Lagrangian adds
+    sum nu_l c_l to the loss. The ratios are far from 1 (the inverted ratio
+    differs by more than 1e-2), so that the test tells them apart."""
+    torch.manual_seed(0)
+    network = make()
+    epsilon = 0.05
+    trainer, physics, clean, iterates = restoration_setting(network, dtype, epsilon=epsilon,
+                                                            constrained=True)
+    y = trainer.X
+    with torch.no_grad():
+        g = torch.tensor([float(torch.linalg.vector_norm(
+            physics.A_adjoint(physics.A(x) - y).reshape(len(y), -1), dim=1).mean())
+            for x in iterates[1:]], dtype=torch.float64)
+        columns = [g]
+        if isinstance(network, GlowProx):
+            assert len(network.latents) == network.n_layers
+            columns.append(torch.tensor([float(torch.linalg.vector_norm(
+                z.reshape(len(y), -1), dim=1).mean()) for z in network.latents],
+                dtype=torch.float64))
+        norms = torch.stack(columns, dim=1)  # (L, spaces)
+        expected = norms[1:] / norms[:-1] - (1 - epsilon)
+        inverted = norms[:-1] / norms[1:] - (1 - epsilon)
+        assert float((expected - inverted).abs().max()) > 1e-2
+        constraints = trainer.constraints(iterates, y, clean)
+        assert constraints.shape == (network.n_layers - 1, len(columns))
+        torch.testing.assert_close(constraints.double(), expected, rtol=tolerance,
+                                   atol=tolerance)
+        # The Lagrangian of a batch: the data term plus sum nu_l c_l.
+        trainer.multipliers = torch.linspace(0.5, 2.0, constraints.numel(),
+                                             dtype=dtype).reshape(constraints.shape)
+        loss = trainer.batch_loss(iterates, y, clean)
+        data = ((iterates[-1] - clean) ** 2).sum(dim=(1, 2, 3)).mean()
+        lagrangian = data.double() + (trainer.multipliers.double() * expected).sum()
+        torch.testing.assert_close(loss.double(), lagrangian, rtol=tolerance, atol=tolerance)
+        torch.testing.assert_close(trainer.last_constraints.double(), expected,
+                                   rtol=tolerance, atol=tolerance)
+
+
+def test_restoration_noise_injection_follows_its_law():
+    """The documented law (RestorationTrainer, the authors' noisyOuts): the
+    iterates x_0 .. x_{L-2} get Gaussian noise rescaled to norm 1 / (k + 1)
+    per image, then are clamped to [0, 1]; x_{L-1} and x_L are left alone.
+    Images at 0.5 keep every perturbed pixel inside [0, 1] (the largest
+    perturbation of a pixel is below 0.5), so that the norms are exact; the
+    perturbation is the trainer's generator's next Gaussian draw, normalized."""
+    n_layers = 4
+    network = UnrolledProximalGradient(n_layers, 1, 1.0, width=4).to(torch.float64)
+    trainer, _, _, _ = restoration_setting(network, noise_injection=True)
+    inject = trainer._noise(trainer.X)
+    x = torch.full((4, 1, 16, 16), 0.5, dtype=torch.float64)
+    for index in range(n_layers + 1):
+        state = trainer.generator.get_state()
+        perturbed = inject(index, x)
+        if index > n_layers - 2:
+            assert perturbed is x or torch.equal(perturbed, x)
+            continue
+        assert float((perturbed - x).abs().max()) < 0.5  # no pixel clamped
+        norms = torch.linalg.vector_norm((perturbed - x).reshape(4, -1), dim=1)
+        torch.testing.assert_close(norms, torch.full((4,), 1 / (index + 1), dtype=x.dtype),
+                                   rtol=1e-12, atol=1e-12)
+        draw = torch.randn(x.shape, generator=torch.Generator().set_state(state),
+                           dtype=x.dtype)
+        direction = draw / torch.linalg.vector_norm(draw.reshape(4, -1), dim=1)[:, None, None,
+                                                                                None]
+        torch.testing.assert_close(perturbed, (x + direction / (index + 1)).clamp(0, 1),
+                                   rtol=0, atol=1e-12)
+    # Off, there is no hook.
+    trainer, _, _, _ = restoration_setting(network, noise_injection=False)
+    assert trainer._noise(trainer.X) is None
+
+
+def test_restoration_noise_injection_changes_the_trained_weights():
+    """Three Adam steps from the same weights and batches: the same weights
+    twice without noise injection, other weights with it."""
+    def trained(noise_injection):
+        torch.manual_seed(0)
+        network = UnrolledProximalGradient(4, 1, 1.0, width=4).to(torch.float64)
+        trainer, _, _, _ = restoration_setting(network, noise_injection=noise_injection)
+        trainer.train(3)
+        return torch.cat([parameter.detach().flatten() for parameter in network.parameters()])
+
+    clean = trained(False)
+    assert torch.equal(clean, trained(False))
+    assert float((trained(True) - clean).abs().max()) > 1e-6
+
+
 @pytest.mark.parametrize("arguments, parameter", [
     (dict(degradation="inpainting", mask_ratio=0.0), "mask_ratio"),
     (dict(degradation="inpainting_center", mask_ratio=1.0), "mask_ratio"),

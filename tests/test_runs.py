@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 from benchopt.results import read_results
 
+from solvers_common.results import final_evaluations
+
 ROOT = Path(__file__).parents[1]
 BENCHOPT = str(Path(sys.executable).with_name("benchopt"))
 UNROLLING_DATASET = "simulated[n_features=8,n_atoms=16,n_train=64,n_test=32]"
@@ -108,8 +110,16 @@ def test_diverging_and_raising_solvers_do_not_lose_other_results(tmp_path):
                for line in output.replace("\r", "\n").splitlines())
     # The error names the solver and the cause.
     assert "raising_solver" in output and "injected failure in raising_solver" in output
-    saved = set(read_results(tmp_path / "out.parquet")["solver_name"])
+    results = read_results(tmp_path / "out.parquet")
+    saved = set(results["solver_name"])
     assert "ista" in saved and any(name.startswith("slista") for name in saved)
+    # The diverged runs keep their rows, each ending at its first NaN
+    # (solvers_common.stopping); the run that raised has none.
+    exploded = results[results["solver_name"].str.startswith("exploding_solver")]
+    assert len(exploded) == 2  # the initial evaluation, then the first NaN
+    assert final_evaluations(exploded)["objective_value"].isna().all()
+    assert exploded["objective_value"].isna().sum() == 1
+    assert not any(name.startswith("raising_solver") for name in saved)
 
 
 def test_missing_dataset_is_skipped_with_its_message(tmp_path):

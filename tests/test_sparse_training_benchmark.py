@@ -23,6 +23,7 @@ from solvers_common.learning_rate import step_decay_factor
 from solvers_common.models import build_model
 from solvers_common.results import class_attribute
 from solvers_common.seeding import numpy_generator
+from solvers_common.stopping import DivergedRunWarning
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BENCHMARK_DIR = REPOSITORY / "benchmark_sparse_training"
@@ -478,7 +479,7 @@ def test_configs_name_existing_components_and_parameters(benchmark, config):
     assert benchmark.check_objective_filters(settings["objective"])
 
 
-def test_a_nan_training_loss_stops_the_run_as_diverged(benchmark):
+def test_a_nan_training_loss_stops_the_run_and_keeps_its_rows(benchmark):
     solver_class = _component(benchmark.get_solvers(), "sgd")
     objective = benchmark.get_benchmark_objective().get_instance()
     solver_class._inherit_stopping_criterion(objective)
@@ -489,5 +490,8 @@ def test_a_nan_training_loss_stops_the_run_as_diverged(benchmark):
     stop, status, stop_val = criterion.should_stop(stop_val, curve)
     assert not stop and status == "running"
     curve.append(dict(objective_value=float("nan")))
-    stop, status, _ = criterion.should_stop(stop_val, curve)
-    assert stop and status == "diverged"
+    # Stopped at the NaN; reported done so that benchopt keeps the rows
+    # (solvers_common.stopping), with a warning.
+    with pytest.warns(DivergedRunWarning, match="diverged"):
+        stop, status, _ = criterion.should_stop(stop_val, curve)
+    assert stop and status == "done"

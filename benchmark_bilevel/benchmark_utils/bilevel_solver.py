@@ -42,10 +42,8 @@ before every callback, so the queued work of the iterations is counted and
 none of it lands in the untimed evaluation.
 """
 import math
-import numbers
 
 from benchopt import BaseSolver
-from benchopt.stopping_criterion import SufficientProgressCriterion
 
 from solvers_common.bilevel import (
     CountingProblem,
@@ -54,7 +52,9 @@ from solvers_common.bilevel import (
     mean_block_size,
 )
 from solvers_common.device import callback_loop, get_device, get_dtype, synchronize
+from solvers_common.optim.checks import check_integer
 from solvers_common.seeding import torch_generator
+from solvers_common.stopping import SufficientProgressCriterion
 
 # Evaluations without progress before a run stops; large, because stochastic
 # curves are noisy and runs are bounded by their budget (epochs) anyway.
@@ -72,7 +72,8 @@ class BilevelSolver(BaseSolver):
     algorithm box), reads and writes ``self.theta`` and ``self.lmbd``, and
     lists its step-size parameters in ``step_size_parameters`` so that they
     are validated before any work. ``epochs`` of iterations (see the module's
-    docstring) in rounds of ``eval_freq`` iterations."""
+    docstring) in rounds of ``eval_freq`` iterations; ``epochs`` is an
+    integer >= 0: ``epochs=0`` scores the initial point, no iteration."""
 
     sampling_strategy = "callback"
     stopping_criterion = SufficientProgressCriterion(patience=PATIENCE, strategy="callback")
@@ -103,9 +104,7 @@ class BilevelSolver(BaseSolver):
         for name in self.step_size_parameters:
             check_positive(name, getattr(self, name))
         check_positive("eval_freq", self.eval_freq, integer=True)
-        if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
-                or self.epochs < 0):
-            raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
+        check_integer("epochs", self.epochs, minimum=0)
 
     def set_objective(self, problem):
         self.check_parameters()

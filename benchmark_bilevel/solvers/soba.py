@@ -2,6 +2,7 @@ import torch
 from benchmark_utils.fused_solver import FusedSolver
 
 from solvers_common.bilevel import StepSizeSchedule, fused
+from solvers_common.optim.checks import check_nonnegative
 
 
 class Solver(FusedSolver):
@@ -18,7 +19,8 @@ class Solver(FusedSolver):
         lmbd  <- lmbd - gamma_t D_lmbd,
     v estimating -[d2_theta G]^{-1} grad_theta F. rho_t = step_size /
     (t + 1)^step_size_exponent, gamma_t = rho_t / outer_ratio (the reference
-    benchmark's defaults: 0.1, 1, exponent 1/2 for both). ``implementation``
+    benchmark's defaults: 0.1, 1, exponent 1/2 for both); step_size_exponent
+    is a finite number >= 0, 0 for constant steps. ``implementation``
     "compiled": the same iterations, ``fused.soba_iteration``, compiled
     (benchmark_utils/fused_solver.py).
 
@@ -48,6 +50,10 @@ class Solver(FusedSolver):
     # (one thread, small-block allocator, 2026-11-30; FSLA and SRBA gain
     # nothing from unroll 2 and FSLA loses on datacleaning, 36 -> 81 us).
     compiled_unroll = 4
+
+    def check_parameters(self):
+        super().check_parameters()
+        check_nonnegative("step_size_exponent", self.step_size_exponent)
 
     def initialize(self):
         self.v = torch.zeros_like(self.theta)

@@ -2,7 +2,6 @@
 import math
 
 from benchopt import BaseSolver
-from benchopt.stopping_criterion import NoCriterion
 
 from solvers_common.device import callback_loop, get_device, get_dtype, synchronize
 from solvers_common.inverse_problems import RestorationTrainer
@@ -13,6 +12,7 @@ from solvers_common.optim.checks import (
     check_unit_interval,
 )
 from solvers_common.seeding import seed_torch, torch_generator
+from solvers_common.stopping import NoCriterion
 
 # Seed of the throwaway model that warm_up trains for one step.
 WARM_UP_SEED = 12345

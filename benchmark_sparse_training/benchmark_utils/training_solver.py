@@ -3,20 +3,29 @@ initialize the network, train it epoch by epoch (cross-entropy on labels, or
 the mean squared error on clean images for the denoising task), hand it to the
 objective."""
 import copy
-import numbers
 
 from benchopt import BaseSolver
-from benchopt.stopping_criterion import NoCriterion
 
 from solvers_common.classification import ClassificationTrainer, check_training_options
 from solvers_common.denoising import DenoisingTrainer
 from solvers_common.device import callback_loop, get_device, synchronize
 from solvers_common.models import build_model, check_density, sparse_initialization_
 from solvers_common.optim import REGULARIZER_STRUCTURES
+from solvers_common.optim.checks import check_integer, check_positive
 from solvers_common.seeding import torch_generator
+from solvers_common.stopping import NoCriterion
 
 # The training loop of each task of the objective.
 TRAINERS = {"classification": ClassificationTrainer, "denoising": DenoisingTrainer}
+
+
+def check_density_named(name, value):
+    """:func:`check_density`'s rule, (0, 1], with an error that names the
+    parameter ``name``."""
+    try:
+        check_density(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} must be a number in (0, 1].") from None
 
 
 class TrainingSolver(BaseSolver):
@@ -32,7 +41,13 @@ class TrainingSolver(BaseSolver):
     ``after_epoch`` is a hook run after every epoch. The objective's
     ``task`` chooses the loop's loss (:data:`TRAINERS`): cross-entropy on
     labels, or the mean squared error on clean images (``y`` then holds the
-    clean images and the network has one output per pixel)."""
+    clean images and the network has one output per pixel).
+
+    ``check_parameters`` (subclasses extend it) validates the parameters in
+    ``set_objective``, before the network is built: ``epochs`` is an integer
+    >= 0, ``epochs=0`` scores the initialization, untrained; ``lr``, where a
+    solver has one, a finite number > 0; ``init_density`` a number in
+    (0, 1]."""
 
     sampling_strategy = "callback"
     # Fixed-budget training: runs end after `epochs` epochs or at --max-runs /
@@ -53,10 +68,11 @@ class TrainingSolver(BaseSolver):
     def check_parameters(self):
         """Raise ValueError on bad solver parameters; subclasses extend it."""
         check_training_options(self.batch_size, self.lr_schedule, self.augmentation)
-        if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
-                or self.epochs < 0):
-            raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
-        check_density(self.init_density)
+        check_integer("epochs", self.epochs, minimum=0)
+        # A rate of 0 would leave the network at its initialization.
+        if "lr" in self.parameters:
+            check_positive("lr", self.lr)
+        check_density_named("init_density", self.init_density)
 
     def set_objective(self, X, y, model, n_outputs, model_options, task="classification"):
         self.task = task

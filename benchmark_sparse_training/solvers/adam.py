@@ -1,8 +1,6 @@
 import torch
 from benchmark_utils.training_solver import TrainingSolver
 
-from solvers_common.optim.checks import check_nonnegative
-
 
 class Solver(TrainingSolver):
     """Adam (Kingma & Ba 2015, "Adam: a method for stochastic optimization",
@@ -21,5 +19,4 @@ class Solver(TrainingSolver):
     }
 
     def make_optimizer(self, network):
-        check_nonnegative("lr", self.lr)
         return torch.optim.Adam(network.parameters(), lr=self.lr)

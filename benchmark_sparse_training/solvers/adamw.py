@@ -31,9 +31,11 @@ class Solver(TrainingSolver):
         "lr_schedule": ["cosine"],
     }
 
-    def make_optimizer(self, network):
-        check_nonnegative("lr", self.lr)
+    def check_parameters(self):
+        super().check_parameters()
         check_nonnegative("weight_decay", self.weight_decay)
+
+    def make_optimizer(self, network):
         return torch.optim.AdamW(weight_decay_parameter_groups(network, self.weight_decay),
                                  lr=self.lr)
 

@@ -1,9 +1,9 @@
 import math
 
 import torch
-from benchmark_utils.training_solver import TrainingSolver
+from benchmark_utils.training_solver import TrainingSolver, check_density_named
 
-from solvers_common.optim.checks import check_nonnegative, check_unit_interval
+from solvers_common.optim.checks import check_positive, check_unit_interval
 from solvers_common.pruning import GlobalMagnitudePruning
 
 
@@ -17,7 +17,8 @@ class Solver(TrainingSolver):
 
         d_t = target_density + (1 - target_density) (1 - progress_t)^3,
 
-    then training goes on with the mask fixed."""
+    then training goes on with the mask fixed. ``target_density`` is in
+    (0, 1]; ``0 <= pruning_start < pruning_end <= 1``."""
 
     name = "magnitude_pruning"
     requirements = ["pip::torch", "pip::numpy", "pip::torchvision"]
@@ -33,14 +34,20 @@ class Solver(TrainingSolver):
         **TrainingSolver.common_parameters,
     }
 
-    def make_optimizer(self, network):
-        check_nonnegative("lr", self.lr)
+    def check_parameters(self):
+        super().check_parameters()
         check_unit_interval("momentum", self.momentum)
-        if not 0 <= self.pruning_start < self.pruning_end <= 1:
+        check_density_named("target_density", self.target_density)
+        # Numbers first, so that the comparison below cannot raise a TypeError.
+        check_unit_interval("pruning_start", self.pruning_start)
+        check_positive("pruning_end", self.pruning_end)
+        if not self.pruning_start < self.pruning_end <= 1:
             raise ValueError(
                 f"pruning_start={self.pruning_start!r} and pruning_end={self.pruning_end!r} "
                 "must be fractions of the epochs with 0 <= pruning_start < pruning_end <= 1."
             )
+
+    def make_optimizer(self, network):
         start = math.floor(self.pruning_start * self.epochs)
         end = max(start + 1, round(self.pruning_end * self.epochs))
         self.pruning = GlobalMagnitudePruning(network, self.target_density, start, end)

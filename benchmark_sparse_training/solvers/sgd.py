@@ -1,7 +1,7 @@
 import torch
 from benchmark_utils.training_solver import TrainingSolver
 
-from solvers_common.optim.checks import check_nonnegative, check_unit_interval
+from solvers_common.optim.checks import check_unit_interval
 
 
 class Solver(TrainingSolver):
@@ -21,7 +21,9 @@ class Solver(TrainingSolver):
         **TrainingSolver.common_parameters,
     }
 
-    def make_optimizer(self, network):
-        check_nonnegative("lr", self.lr)
+    def check_parameters(self):
+        super().check_parameters()
         check_unit_interval("momentum", self.momentum)
+
+    def make_optimizer(self, network):
         return torch.optim.SGD(network.parameters(), lr=self.lr, momentum=self.momentum)

@@ -4,12 +4,14 @@ import numbers
 
 import torch
 from benchopt import BaseSolver
-from benchopt.stopping_criterion import NoCriterion
 
 from solvers_common.device import callback_loop, get_device, mixed_precision, synchronize
 from solvers_common.learning_rate import check_lr_schedule
+from solvers_common.optim.checks import check_integer, check_positive
 from solvers_common.seeding import torch_generator
+from solvers_common.stopping import NoCriterion
 from solvers_common.unrolled import UnrolledTrainer
+from solvers_common.unrolled.training import LOSSES
 
 # Seed of the throwaway network that warm_up trains for one step.
 WARM_UP_SEED = 12345
@@ -34,7 +36,13 @@ class TrainedSolver(BaseSolver):
     ``lr_schedule``: ``constant``, ``cosine`` or ``step``
     (:mod:`solvers_common.learning_rate`), over the ``epochs * (N //
     batch_size)`` Adam steps of the whole training (a run that ``--max-runs``
-    or ``--timeout`` cuts shorter stops before the end of its schedule)."""
+    or ``--timeout`` cuts shorter stops before the end of its schedule).
+
+    ``check_parameters`` (subclasses extend it) validates the parameters in
+    ``set_objective``, before any network is built: ``lr`` is a finite number
+    > 0, ``batch_size`` an integer >= 1 (at most the number of training
+    signals, which the trainer checks in ``warm_up``), ``epochs`` an integer
+    >= 0: ``epochs=0`` scores the untrained network, its initialization."""
 
     sampling_strategy = "callback"
     # Fixed-budget training: a run lasts `epochs` epochs unless --max-runs /
@@ -53,16 +61,23 @@ class TrainedSolver(BaseSolver):
         "dtype": ["float32"],
     }
 
-    def set_objective(self, X, D, lmbd, n_layers, z_star):
-        if (not isinstance(self.epochs, numbers.Integral) or isinstance(self.epochs, bool)
-                or self.epochs < 0):
-            raise ValueError(f"epochs={self.epochs!r} must be an integer >= 0.")
+    def check_parameters(self):
+        """A ValueError naming the parameter for a bad value; subclasses
+        extend it with their own parameters."""
+        check_integer("epochs", self.epochs, minimum=0)
         check_lr_schedule(self.lr_schedule)
         if self.steps_per_evaluation is not None and not (
                 isinstance(self.steps_per_evaluation, numbers.Integral)
                 and self.steps_per_evaluation >= 1):
             raise ValueError(f"steps_per_evaluation={self.steps_per_evaluation!r} must be "
                              "None (one epoch) or an integer >= 1.")
+        check_positive("lr", self.lr)
+        check_integer("batch_size", self.batch_size)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r} is unknown; accepted: {list(LOSSES)}.")
+
+    def set_objective(self, X, D, lmbd, n_layers, z_star):
+        self.check_parameters()
         self.device = get_device(self.device)
         # bfloat16: float32 data and weights, the steps under autocast.
         self.dtype_, self.autocast_dtype = mixed_precision(self.dtype)
@@ -97,7 +112,8 @@ class TrainedSolver(BaseSolver):
                                **self.trainer_options())
 
     def warm_up(self):
-        # Also checks every parameter before the timed run.
+        # The trainer's own checks (against the network) also run here,
+        # before the timed run.
         self.build(WARM_UP_SEED)
         self.trainer.train(1)
         self.synchronize()

@@ -14,7 +14,9 @@ class Solver(TrainedSolver):
     shrinkage, the support selection of Chen, Liu, Wang & Yin (2018,
     NeurIPS, eq. (13)); ``support_percent`` is ``p``, ``support_max_percent``
     ``p_max``, the authors' 1.2 and 13 by default. False gives the plain
-    soft-thresholding network.
+    soft-thresholding network. Both percents are numbers in [0, 100]:
+    ``support_percent=0`` or ``support_max_percent=0`` selects no entry, the
+    plain soft-thresholding network again.
 
     The selected entries skip the Lasso's shrinkage, so the network no longer
     aims at the Lasso solution but at the sparse code behind the signal.
@@ -42,10 +44,10 @@ class Solver(TrainedSolver):
     tuning_space = {"lr": [3e-4, 1e-3, 3e-3, 1e-2]}
     test_config = {"batch_size": 16}
 
-    def set_objective(self, X, D, lmbd, n_layers, z_star):
+    def check_parameters(self):
+        super().check_parameters()
         check_support_selection(self.support_selection, self.support_percent,
                                 self.support_max_percent)
-        super().set_objective(X, D, lmbd, n_layers, z_star)
 
     def build_network(self, D, lmbd, n_layers, generator):
         return ALISTA(D, lmbd, n_layers, support_selection=self.support_selection,

@@ -1,6 +1,8 @@
 from benchmark_utils.trained_solver import TrainedSolver
 
+from solvers_common.optim.checks import check_nonnegative
 from solvers_common.unrolled import LISTA, UnrolledTrainer
+from solvers_common.unrolled.training import NOISE_SCALINGS
 
 
 class Solver(TrainedSolver):
@@ -14,7 +16,7 @@ class Solver(TrainedSolver):
     iterates during training, as ``lista_constrained``'s (off by default;
     Hadou et al.'s code trains "standard LISTA with noise" this way, the
     control that separates the effect of the noise from that of the
-    constraints).
+    constraints). ``noise_level`` is a finite number >= 0, 0 for none.
     """
 
     name = "lista"
@@ -31,6 +33,13 @@ class Solver(TrainedSolver):
     # same noise" is a comparator of the constrained network (Hadou et al.).
     tuning_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "noise_level": [0.0, 0.1]}
     test_config = {"batch_size": 16}
+
+    def check_parameters(self):
+        super().check_parameters()
+        check_nonnegative("noise_level", self.noise_level)
+        if self.noise_scaling not in NOISE_SCALINGS:
+            raise ValueError(f"noise_scaling={self.noise_scaling!r} is unknown; "
+                             f"accepted: {list(NOISE_SCALINGS)}.")
 
     def build_network(self, D, lmbd, n_layers, generator):
         return LISTA(D, lmbd, n_layers, init=self.init, generator=generator)

@@ -1,6 +1,8 @@
 from benchmark_utils.trained_solver import TrainedSolver
 
+from solvers_common.optim.checks import check_nonnegative, check_positive, check_unit_interval
 from solvers_common.unrolled import LISTA, ConstrainedUnrolledTrainer
+from solvers_common.unrolled.training import CONSTRAINTS, DUAL_UPDATES, NOISE_SCALINGS
 
 
 class Solver(TrainedSolver):
@@ -19,6 +21,11 @@ class Solver(TrainedSolver):
     noise of level ``noise_level`` is injected into each iterate during
     training (``noise_scaling="log_gradient_norm"``: scaled per signal by
     ``log ||grad f(z_l)||`` as the authors' code).
+
+    ``epsilon`` is in [0, 1), ``lr_dual`` a finite number > 0,
+    ``noise_level`` a finite number >= 0. ``epsilon=0`` asks only that the
+    mean ratio stays at most 1: the distance (or the gradient-mapping norm)
+    must not grow.
 
     Defaults against the authors' command (SMRhadou/RobustUnrolling,
     ``RunMe.sh``: ``--lr 1e-5 --lr_dual 1e-3 --eps 0.05 --noisyOuts``, 5,000
@@ -52,6 +59,17 @@ class Solver(TrainedSolver):
     tuning_space = {"lr": [1e-4, 3e-4, 1e-3, 3e-3], "lr_dual": [1e-3, 1e-2],
                     "noise_level": [0.0, 0.1]}
     test_config = {"batch_size": 16}
+
+    def check_parameters(self):
+        super().check_parameters()
+        check_unit_interval("epsilon", self.epsilon)
+        check_positive("lr_dual", self.lr_dual)
+        check_nonnegative("noise_level", self.noise_level)
+        for name, value, accepted in (("constraint", self.constraint, CONSTRAINTS),
+                                      ("dual_update", self.dual_update, DUAL_UPDATES),
+                                      ("noise_scaling", self.noise_scaling, NOISE_SCALINGS)):
+            if value not in accepted:
+                raise ValueError(f"{name}={value!r} is unknown; accepted: {list(accepted)}.")
 
     def build_network(self, D, lmbd, n_layers, generator):
         return LISTA(D, lmbd, n_layers, init=self.init, generator=generator)

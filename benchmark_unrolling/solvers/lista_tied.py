@@ -1,5 +1,6 @@
 from benchmark_utils.trained_solver import TrainedSolver
 
+from solvers_common.optim.checks import check_integer, check_positive
 from solvers_common.unrolled import LISTATied
 from solvers_common.unrolled.implicit import BACKWARDS, ImplicitTrainer
 
@@ -26,6 +27,8 @@ class Solver(TrainedSolver):
     implicit deep learning", compare the two past the trained depth: the
     objective's ``gap_extra_layers_<k>``. Either way the result is the
     network, scored at ``n_layers`` layers and past them.
+    ``fixed_point_tol`` (a finite number > 0) and ``fixed_point_max_iter``
+    (an integer >= 1) are checked with either ``training``.
     """
 
     name = "lista_tied"
@@ -53,6 +56,11 @@ class Solver(TrainedSolver):
             return True, ("training=implicit needs thresholds=shared: with a threshold per "
                           "layer the layers are not one map with a fixed point")
         return False, None
+
+    def check_parameters(self):
+        super().check_parameters()
+        check_positive("fixed_point_tol", self.fixed_point_tol)
+        check_integer("fixed_point_max_iter", self.fixed_point_max_iter)
 
     def build_network(self, D, lmbd, n_layers, generator):
         return LISTATied(D, lmbd, n_layers, thresholds=self.thresholds, init=self.init,

@@ -35,14 +35,19 @@ solver, quadratic losses): :mod:`.sparse_cd`.
 Free of benchopt; torch on the problem's device and dtype.
 """
 import math
+import numbers
 from typing import NamedTuple, Optional
 
 import torch
 
 
 def check_iterations(name, value, minimum=1):
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer >= minimum."""
-    if isinstance(value, bool) or int(value) != value or value < minimum:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an integer >= minimum
+    (an integral float such as 10.0 included)."""
+    # The type first: int() of a string or of infinity raises its own error,
+    # which would not name the parameter.
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or int(value) != value or value < minimum):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
 
 
