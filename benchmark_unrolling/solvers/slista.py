@@ -24,9 +24,12 @@ class Solver(TrainedSolver):
     parameters = {**TrainedSolver.common_parameters, "loss": ["unsupervised"]}
     # The loss is the paper's modelling choice, not a knob: only Adam's step
     # is tuned, around the 1e-3 of the suite's other networks (10 step sizes
-    # move little at 1e-3 in 63 epochs: 1e-2 ended 7 times lower above, and
-    # was the quick config's best at the edge of [3e-4, 1e-2]: 3e-2 is tried).
-    tuning_space = {"lr": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]}
+    # move little at 1e-3 in 63 epochs: 1e-2 ended 7 times lower above). Both
+    # ends are someone's best: 1e-2 on the quick config (3e-2 was tried there:
+    # validation gap 0.108 against 0.016), 3e-4 on evidence_lista_vs_ista; with
+    # a fifth point a budget of 4 drew a subset without 3e-4 there (0.0262
+    # against 0.0239), so the space keeps its 4 points.
+    tuning_space = {"lr": [3e-4, 1e-3, 3e-3, 1e-2]}
     test_config = {"batch_size": 16}
 
     def build_network(self, D, lmbd, n_layers, generator):
