@@ -36,6 +36,7 @@ def test_every_target_is_found_exactly_once_in_the_current_code(harness):
     assert harness.target_problems(ROOT, mutations) == {}
     for item in mutations:
         assert item.description and item.tests
+        assert " | " not in item.description  # the report's column separator
         for test in item.tests:
             assert (ROOT / test.split("::")[0]).is_file(), (item.id, test)
     # The areas the list must cover, each by at least one mutation.
