@@ -209,6 +209,32 @@ def test_coordinate_descent_iterate_matches_the_reference_solution(weighted):
     torch.testing.assert_close(run.theta, problem.solve_inner(lmbd), rtol=0, atol=1e-10)
 
 
+def test_coordinate_descent_on_unstandardised_columns_matches_scikit_learn():
+    """Columns scaled so that L_j = ||X_j||^2 / n ranges over [0.01, 25]: the
+    coordinate step z_j = theta_j + X_j^T r / (n L_j) (Bertrand et al. 2020,
+    Algorithm 1) must still reach the Lasso solution, that of scikit-learn's
+    Lasso with alpha = exp(lmbd) (whose objective is G's), and the first
+    epochs must equal the coordinate-by-coordinate transcription."""
+    X_inner, y_inner, X_outer, y_outer = make_data()
+    scales = np.logspace(-1, math.log10(5), X_inner.shape[1])
+    problem = LassoProblem(X_inner * scales, y_inner, X_outer * scales, y_outer)
+    lipschitz = (problem.X_inner ** 2).sum(0) / problem.n_inner_samples
+    assert lipschitz.min() < 0.02 and lipschitz.max() > 20
+    lmbd = lmbd_at(problem, 0.05)
+    run = coordinate_descent(problem, lmbd, 0).solve(1e-14, 100_000)
+    assert problem.duality_gap(run.theta, lmbd)[0] <= 1e-14
+    reference = Lasso(alpha=math.exp(float(lmbd)), fit_intercept=False, tol=1e-14,
+                      max_iter=1_000_000).fit(problem.X_inner.numpy(), problem.y_inner.numpy())
+    assert np.count_nonzero(reference.coef_) >= 5
+    np.testing.assert_allclose(run.theta.numpy(), reference.coef_, rtol=0, atol=1e-8)
+    X_inner, y_inner, X_outer, y_outer = make_data(n_inner=20, n_outer=20, n_features=12)
+    scales = np.logspace(-1, math.log10(5), 12)
+    small = LassoProblem(X_inner * scales, y_inner, X_outer * scales, y_outer)
+    lmbd = lmbd_at(small, 0.1)
+    torch.testing.assert_close(coordinate_descent(small, lmbd, 3).theta,
+                               autograd_coordinate_descent(small, lmbd, 3), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_coordinate_descent_matches_its_torch_transcription_and_autograd(weighted):
     problem = lasso(weighted=weighted, n_inner=20, n_outer=20, n_features=12)

@@ -213,6 +213,73 @@ def test_untrained_networks_equal_ista(problem, make_network, dtype, tol):
     torch.testing.assert_close(iterates, expected, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "autograd"])
+def test_untied_lista_matches_gregor_lecun_layer_loop(problem, grad):
+    """Untied LISTA with different random weights in every layer against the
+    layer of Gregor & LeCun (2010), z_{l+1} = ST(W_z^l z_l + W_x^l x, theta^l),
+    written in numpy: layer l must use its own W_z^l, W_x^l and theta^l."""
+    D, X, lmbd, _ = problem
+    n_layers = 5
+    network = LISTA(D, lmbd, n_layers, init="random", random_scale=0.3,
+                    generator=torch.Generator().manual_seed(11))
+    # the thresholds must be non-negative for ST to be a shrinkage, and the
+    # layers must differ, or a layer reusing another's weights goes unseen
+    with torch.no_grad():
+        network.threshold.abs_()
+    W_z, W_x = network.W_z.detach().numpy(), network.W_x.detach().numpy()
+    theta = network.threshold.detach().numpy()
+    assert min(np.abs(W_z[k] - W_z[0]).max() for k in range(1, n_layers)) > 0.1
+    z = np.zeros((X.shape[0], D.shape[1]))
+    expected = [z]
+    for layer in range(n_layers):
+        z = _st(z @ W_z[layer].T + X.numpy() @ W_x[layer].T, theta[layer])
+        expected.append(z)
+    expected = np.stack(expected)
+    assert np.abs(expected[-1]).max() > 0.1  # the thresholds do not zero everything
+    if grad:
+        iterates = network(X.clone().requires_grad_()).detach()
+    else:
+        with torch.no_grad():
+            iterates = network(X)
+    np.testing.assert_allclose(iterates.numpy(), expected, rtol=0, atol=1e-10)
+
+
+def test_log_gradient_norm_noise_follows_its_law(tiny_problem):
+    """noise_scaling="log_gradient_norm": the iterate z_l (l < L) a layer
+    passes on is z_l + sigma log ||D^T (D z_l - x)|| n_l, per signal, with
+    n_l the standard Gaussian draws of the trainer's generator (the code of
+    Hadou et al. 2024). The signals are scaled so that the gradient norms
+    range from below 1 (negative log) to far above e, where log ||g|| and
+    ||g|| differ."""
+    D, X, lmbd, z_star = tiny_problem
+    n_layers, sigma, seed = 4, 0.05, 5
+    x = X[:16] * torch.logspace(-1, 2, 16, dtype=X.dtype)[:, None]
+    for m_columns in (D.shape[1], D.shape[0]):  # m >= 2n (two products), m < 2n (Gram)
+        D_used = D[:, :m_columns]
+        network = LISTA(D_used, lmbd, n_layers)
+        trainer = UnrolledTrainer(network, x, torch.zeros(16, m_columns, dtype=x.dtype),
+                                  D_used, lmbd, batch_size=16, noise_level=sigma,
+                                  noise_scaling="log_gradient_norm",
+                                  generator=torch.Generator().manual_seed(seed))
+        noisy = trainer.forward(x).detach()
+        draws = torch.Generator().manual_seed(seed)
+        norms = []
+
+        def by_hand(layer, z):
+            if layer == n_layers:
+                return z
+            gradient_norm = torch.linalg.vector_norm((z @ D_used.T - x) @ D_used, dim=-1)
+            norms.append(gradient_norm.detach())
+            noise = torch.randn(z.shape, generator=draws, dtype=z.dtype)
+            return z + sigma * torch.log(gradient_norm)[:, None] * noise
+
+        with torch.no_grad():
+            expected = network(x, iterate_noise=by_hand)
+        norms = torch.cat(norms)
+        assert norms.min() < 0.5 and norms.max() > 10
+        torch.testing.assert_close(noisy, expected, rtol=1e-9, atol=1e-11)
+
+
 def test_untrained_alista_matches_hand_written_layers(problem):
     D, X, lmbd, _ = problem
     W = analytic_weight_matrix(D).numpy()
